@@ -1,0 +1,126 @@
+"""Command line: python -m cit_core run|methods|validate ...  (progress on stderr, results in files)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from .config import ConfigError, LessonConfig, ModelConfig, RunConfig, TrainConfig
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def build_config(args) -> RunConfig:
+    train = {"seed": args.seed}
+    for name in ("steps_per_task", "lr", "batch_size", "eval_every", "threads"):
+        value = getattr(args, name)
+        if value is not None:
+            train[name] = value
+    options = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--option expects key=value, got {item!r}")
+        options[key] = _parse_value(value)
+    return RunConfig(method=args.method, model=ModelConfig(name=args.model), train=TrainConfig(**train),
+                     lesson=LessonConfig(name=args.lesson, files=list(args.tasks or [])),
+                     method_options=options)
+
+
+def cmd_run(args) -> int:
+    from .events import Evaluated, RunEnded, RunFailed, StepLogged, TaskEnded
+    from .runs import RunWriter
+    from .trainer import Trainer
+    cfg = build_config(args)
+    trainer = Trainer(cfg)
+    started = time.perf_counter()
+    with RunWriter(args.out, cfg.to_dict()) as writer:
+        for event in trainer.events():
+            writer.write(event)
+            if isinstance(event, StepLogged) and event.step % 50 == 0:
+                _progress(f"step {event.step}/{trainer.log.total_steps} task {event.task + 1} "
+                          f"loss {event.loss:.4f}")
+            elif isinstance(event, Evaluated) and event.task < 0:
+                _progress(f"base scores {_fmt(event.scores)}")
+            elif isinstance(event, TaskEnded):
+                _progress(f"after task {event.task + 1} ({trainer.lesson.tasks[event.task].name}): "
+                          f"{_fmt(event.acc_row)}")
+            elif isinstance(event, RunFailed):
+                _progress(f"error: {event.message}")
+                return 1
+            elif isinstance(event, RunEnded):
+                m = event.summary["metrics"]
+                _progress("done in {:.1f} s: ".format(time.perf_counter() - started)
+                          + " ".join(f"{k}={v:.3f}" for k, v in m.items()))
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from .methods import METHODS
+    for name, cls in METHODS.items():
+        print(f"{name}\t{cls.title}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .lessons.files import LessonFileError, load_lesson_files
+    try:
+        lesson = load_lesson_files(args.files)
+    except LessonFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for task in lesson.tasks:
+        print(f"{task.name}\t{len(task.train)} train\t{len(task.eval)} eval\t{task.scorer}")
+    return 0
+
+
+def _fmt(scores) -> str:
+    return " ".join(f"{s:.2f}" for s in scores)
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cit_core", description="CIT Explorer engine")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train through a lesson and write a run directory")
+    r.add_argument("--lesson", default="default")
+    r.add_argument("--tasks", nargs="+", metavar="FILE", help="lesson files instead of a built-in lesson")
+    r.add_argument("--method", default="seqft")
+    r.add_argument("--model", default="tiny")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--steps-per-task", dest="steps_per_task", type=int)
+    r.add_argument("--lr", type=float)
+    r.add_argument("--batch-size", dest="batch_size", type=int)
+    r.add_argument("--eval-every", dest="eval_every", type=int)
+    r.add_argument("--threads", type=int)
+    r.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method option, repeatable")
+    r.add_argument("--out", required=True)
+    r.set_defaults(func=cmd_run)
+    m = sub.add_parser("methods", help="list the registered methods")
+    m.set_defaults(func=cmd_methods)
+    v = sub.add_parser("validate", help="check lesson files; exit 0 when valid, 2 otherwise")
+    v.add_argument("files", nargs="+")
+    v.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""Load lessons from user files: JSONL, Super-NaturalInstructions task JSON, TRACE-style JSON.
+
+Every problem with a file comes out as a `LessonFileError` that names the file (and the line
+where one is known), so the app can show it to the user as one line instead of a traceback.
+Only the standard library is used.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+from .base import Example, Lesson, Task
+
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_LINE_CHARS = 100_000
+EVAL_FRACTION = 0.2
+SUPERNI_EVAL_CAP = 64          # held-out decoding is the slow part; 64 examples give a usable score
+MAX_LABELS = 10
+MAX_LABEL_WORDS = 3
+JSONL_FIELDS = ("task", "instruction", "input", "output")
+
+# C0 and C1 controls except \t and \n: they break tokenisers and the app's text boxes.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class LessonFileError(ValueError):
+    """A lesson file cannot be used; `str()` is one line: `file:line: problem`."""
+
+    def __init__(self, path, line: int | None, problem: str):
+        self.path = str(path) if path is not None else ""
+        self.line = line
+        self.problem = problem
+        name = Path(self.path).name if self.path else "<no file>"
+        where = f"{name}:{line}" if line is not None else name
+        super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self):
+        # The default reduce would call __init__ with the message only; keep it picklable.
+        return (type(self), (self.path, self.line, self.problem))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _read_text(path: Path) -> str:
+    """File contents as text, after the size cap, emptiness and UTF-8 checks."""
+    try:
+        size = os.stat(path).st_size
+    except OSError as e:
+        raise LessonFileError(path, None, f"cannot read file: {e.strerror or e}") from None
+    # Check the size before reading so a huge upload never lands in memory.
+    if size > MAX_FILE_BYTES:
+        raise LessonFileError(path, None, f"file is too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,})")
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise LessonFileError(path, None, f"cannot read file: {e.strerror or e}") from None
+    # Editors on Windows often add a UTF-8 byte-order mark; json.loads would reject it.
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise LessonFileError(path, line, f"not valid UTF-8 (byte {e.start}: {e.reason})") from None
+    if not text.strip():
+        raise LessonFileError(path, None, "file is empty")
+    return text
+
+
+def _parse_json(path: Path, text: str):
+    """Whole-file JSON (NaN accepted, as SuperNI files contain it)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LessonFileError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+    except (ValueError, RecursionError) as e:   # e.g. a 5,000-digit number, or very deep nesting
+        raise LessonFileError(path, None, f"invalid JSON: {type(e).__name__}") from None
+
+
+def _make_task(path: Path, **fields) -> Task:
+    """Task(...) raises ValueError for empty splits; re-raise it naming the file."""
+    try:
+        return Task(**fields)
+    except ValueError as e:
+        raise LessonFileError(path, None, str(e)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting and scoring (shared by all formats)
+
+
+def _input_key(ex: Example):
+    """What makes two examples 'the same input' for the split.
+
+    Whitespace and case are folded so "Dal makhani " and "dal makhani" cannot straddle the split.
+    With an empty input the instruction carries the content (Alpaca-style rows), so it is the key.
+    """
+    text = ex.input if ex.input.strip() else "\0" + ex.instruction
+    return " ".join(text.split()).casefold()
+
+
+def _split(name: str, examples: list[Example], cap: int | None = None) -> tuple[list[Example], list[Example]]:
+    """Deterministic ~80/20 split by distinct input, seeded by the task name.
+
+    Whole input groups go to eval so no held-out input was seen in training. With a single
+    distinct input that is impossible, so the examples themselves are split instead.
+    Both lists keep the file's order.
+    """
+    rng = random.Random(name)   # str seeds are hashed with SHA-512: stable across runs/processes
+    want = max(1, round(len(examples) * EVAL_FRACTION))
+    if cap is not None:
+        want = min(want, cap)
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(_input_key(ex), []).append(i)
+    held: list[int] = []
+    if len(groups) > 1:
+        order = list(groups.values())
+        rng.shuffle(order)
+        for group in order[:-1]:        # the last group always stays in training
+            if len(held) >= want:
+                break
+            if cap is not None and held and len(held) + len(group) > cap:
+                continue                # a big group would break the cap; a later one may fit
+            held += group
+    elif len(examples) > 1:
+        held = rng.sample(range(len(examples)), min(want, len(examples) - 1))
+    held.sort()
+    # Only a single group larger than the cap gets here; its extra rows are dropped rather than
+    # trained on, since they share their input with held-out rows.
+    dropped = set(held[cap:]) if cap is not None else set()
+    held = held[:cap] if cap is not None else held
+    out = set(held) | dropped
+    return [ex for i, ex in enumerate(examples) if i not in out], [examples[i] for i in held]
+
+
+def _scorer(outputs: list[str]) -> tuple[str, tuple[str, ...]]:
+    """'label' for a small closed set of short answers (accuracy on a label), else 'exact'."""
+    distinct = set(outputs)
+    if len(distinct) <= MAX_LABELS and all(0 < len(o.split()) <= MAX_LABEL_WORDS for o in distinct):
+        return "label", tuple(sorted(distinct))
+    return "exact", ()
+
+
+def _build_task(path: Path, name: str, examples: list[Example], description: str,
+                cap: int | None = None) -> Task:
+    train, held = _split(name, examples, cap)
+    scorer, labels = _scorer([ex.output for ex in examples])
+    return _make_task(path, name=name, train=train, eval=held, scorer=scorer, labels=labels,
+                      description=description)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSONL
+
+
+def _jsonl_record(path: Path, lineno: int, line: str) -> dict:
+    """One validated JSONL row; every problem names its line."""
+    if len(line) > MAX_LINE_CHARS:
+        raise LessonFileError(path, lineno, f"line is too long ({len(line):,} characters; the limit is {MAX_LINE_CHARS:,})")
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise LessonFileError(path, lineno, f"invalid JSON: {e.msg}") from None
+    except (ValueError, RecursionError) as e:
+        raise LessonFileError(path, lineno, f"invalid JSON: {type(e).__name__}") from None
+    if not isinstance(row, dict):
+        raise LessonFileError(path, lineno, f"expected a JSON object, got {type(row).__name__}")
+    for key in JSONL_FIELDS:
+        if key not in row:
+            raise LessonFileError(path, lineno, f"missing field {key!r}")
+    for key in JSONL_FIELDS + (("split",) if "split" in row else ()):
+        value = row[key]
+        if not isinstance(value, str):
+            raise LessonFileError(path, lineno, f"wrong type for field {key!r}: expected a string, got {type(value).__name__}")
+        bad = _CONTROL.search(value)
+        if bad:
+            raise LessonFileError(path, lineno, f"control character U+{ord(bad.group()):04X} in field {key!r}")
+    # Empty input is fine (instruction-only rows); the rest must say something.
+    for key in ("task", "instruction", "output"):
+        if not row[key].strip():
+            raise LessonFileError(path, lineno, f"empty field {key!r}")
+    if row.get("split", "train") not in ("train", "eval"):
+        raise LessonFileError(path, lineno, f"field 'split' must be 'train' or 'eval', got {row['split']!r}")
+    return row
+
+
+def _tasks_from_jsonl(path: Path, text: str) -> list[Task]:
+    rows: dict[str, list[tuple[Example, str | None]]] = {}   # dicts keep first-seen task order
+    # Split on "\n" only: str.splitlines() would also break on U+2028 etc. inside JSON strings.
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        row = _jsonl_record(path, lineno, line.rstrip("\r"))
+        ex = Example(row["instruction"], row["input"], row["output"])
+        rows.setdefault(row["task"].strip(), []).append((ex, row.get("split")))
+    if not rows:
+        raise LessonFileError(path, None, "file is empty")
+    return [_jsonl_task(path, name, items) for name, items in rows.items()]
+
+
+def _jsonl_task(path: Path, name: str, items: list[tuple[Example, str | None]]) -> Task:
+    examples = [ex for ex, _ in items]
+    if any(split is not None for _, split in items):
+        # The file chose the split; rows without one are training rows.
+        train = [ex for ex, split in items if split != "eval"]
+        held = [ex for ex, split in items if split == "eval"]
+        scorer, labels = _scorer([ex.output for ex in examples])
+        return _make_task(path, name=name, train=train, eval=held, scorer=scorer, labels=labels,
+                          description=f"{len(examples)} examples from {path.name}")
+    return _build_task(path, name, examples, f"{len(examples)} examples from {path.name}")
+
+
+def load_jsonl(path) -> list[Task]:
+    """Tasks from a JSONL file of {"task", "instruction", "input", "output"[, "split"]} rows."""
+    path = Path(path)
+    return _tasks_from_jsonl(path, _read_text(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Super-NaturalInstructions
+
+
+def _superni_instruction(path: Path, definition) -> str:
+    # Older SuperNI versions store Definition as a string, newer ones as a list of strings.
+    parts = [definition] if isinstance(definition, str) else definition
+    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        raise LessonFileError(path, None, "'Definition' must be a string or a list of strings")
+    text = " ".join(p.strip() for p in parts if p.strip())
+    if not text:
+        raise LessonFileError(path, None, "'Definition' is empty")
+    return text
+
+
+def _superni_target(path: Path, index: int, inst) -> tuple[str, str | None]:
+    """(input, target) of instance `index`; target None when every output is empty."""
+    if not isinstance(inst, dict):
+        raise LessonFileError(path, None, f"instance {index}: expected an object, got {type(inst).__name__}")
+    for key in ("input", "output"):
+        if key not in inst:
+            raise LessonFileError(path, None, f"instance {index}: missing field {key!r}")
+    if not isinstance(inst["input"], str):
+        raise LessonFileError(path, None, f"instance {index}: 'input' must be a string")
+    outputs = inst["output"]
+    if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
+        raise LessonFileError(path, None, f"instance {index}: 'output' must be a list of strings")
+    # The first output is the target; if it is blank, a later non-blank one is still a valid answer.
+    target = next((o for o in outputs if o.strip()), None)
+    return inst["input"], target
+
+
+def _task_from_superni(path: Path, data) -> Task:
+    if not isinstance(data, dict):
+        raise LessonFileError(path, None, "expected a SuperNI task object with 'Definition' and 'Instances'")
+    for key in ("Definition", "Instances"):
+        if key not in data:
+            raise LessonFileError(path, None, f"missing field {key!r}")
+    instruction = _superni_instruction(path, data["Definition"])
+    instances = data["Instances"]
+    if not isinstance(instances, list) or not instances:
+        raise LessonFileError(path, None, "'Instances' must be a non-empty list")
+    examples, skipped = [], 0
+    for index, inst in enumerate(instances):
+        text, target = _superni_target(path, index, inst)
+        if target is None:          # e.g. task365 "uU" -> "": nothing to learn or score
+            skipped += 1
+            continue
+        examples.append(Example(instruction, text, target))
+    if not examples:
+        raise LessonFileError(path, None, f"all {skipped} instances have an empty output")
+    note = f"; {skipped} skipped (empty output)" if skipped else ""
+    desc = f"Super-NaturalInstructions {path.stem}: {len(examples)} instances{note}"
+    return _build_task(path, path.stem, examples, desc, cap=SUPERNI_EVAL_CAP)
+
+
+def load_superni(path) -> Task:
+    """One Super-NaturalInstructions task file (`tasks/taskNNN_*.json`)."""
+    path = Path(path)
+    return _task_from_superni(path, _parse_json(path, _read_text(path)))
+
+
+# ---------------------------------------------------------------------------------------------
+# TRACE
+
+
+def _trace_example(path: Path, index: int, rec) -> Example:
+    if not isinstance(rec, dict):
+        raise LessonFileError(path, None, f"record {index}: expected an object, got {type(rec).__name__}")
+    for key in ("prompt", "answer"):
+        if key not in rec:
+            raise LessonFileError(path, None, f"record {index}: missing field {key!r}")
+        if not isinstance(rec[key], str):
+            raise LessonFileError(path, None, f"record {index}: wrong type for field {key!r}: expected a string")
+    if not rec["answer"].strip():
+        raise LessonFileError(path, None, f"record {index}: empty field 'answer'")
+    # Downstream code needs a non-empty instruction: the first non-blank prompt line is it.
+    head, _, rest = rec["prompt"].strip().partition("\n")
+    if not head.strip():
+        raise LessonFileError(path, None, f"record {index}: empty field 'prompt'")
+    return Example(head.strip(), rest.strip(), rec["answer"])
+
+
+def _task_from_trace(path: Path, data) -> Task:
+    records = data.get("data") if isinstance(data, dict) else data
+    if not isinstance(records, list) or not records:
+        raise LessonFileError(path, None, "expected a non-empty TRACE list of {\"prompt\", \"answer\"} objects")
+    examples = [_trace_example(path, i, rec) for i, rec in enumerate(records)]
+    desc = f"TRACE {path.stem}: {len(examples)} records"
+    return _build_task(path, path.stem, examples, desc, cap=SUPERNI_EVAL_CAP)
+
+
+def load_trace(path) -> Task:
+    """One TRACE-style file: a list of {"prompt", "answer"} (or {"data": [...]})."""
+    path = Path(path)
+    return _task_from_trace(path, _parse_json(path, _read_text(path)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch
+
+
+def _is_trace(data) -> bool:
+    if isinstance(data, dict):
+        return "data" in data
+    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "prompt" in data[0]
+
+
+def _tasks_from_file(path: Path) -> list[Task]:
+    """Pick the format: .jsonl is JSONL; other files are parsed as JSON and judged by shape."""
+    text = _read_text(path)
+    if path.suffix.lower() == ".jsonl":
+        return _tasks_from_jsonl(path, text)
+    data = _parse_json(path, text)
+    if isinstance(data, dict) and "Instances" in data:
+        return [_task_from_superni(path, data)]
+    if _is_trace(data):
+        return [_task_from_trace(path, data)]
+    raise LessonFileError(path, None, "expected a SuperNI task object with 'Instances', a TRACE list of "
+                                      "{\"prompt\", \"answer\"} objects (or {\"data\": [...]}), or a .jsonl file")
+
+
+def load_lesson_files(paths, name: str = "uploaded") -> Lesson:
+    """A lesson of every task in `paths`, in order; task names must be unique across files."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise LessonFileError(None, None, "no files given")
+    tasks, source = [], {}
+    for path in paths:
+        for task in _tasks_from_file(path):
+            if task.name in source:
+                raise LessonFileError(path, None, f"duplicate task name {task.name!r} "
+                                                  f"(already loaded from {source[task.name]})")
+            source[task.name] = str(path)
+            tasks.append(task)
+    try:
+        return Lesson(name, tasks, description=f"{len(tasks)} tasks from {len(paths)} file(s)")
+    except ValueError as e:
+        raise LessonFileError(paths[-1], None, str(e)) from None

@@ -1,0 +1,34 @@
+"""Explicit registry of methods (the CLI's --method values); no directory scanning."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+from ..config import ConfigError
+from .base import Method, NoOptions, RunContext
+from .multitask import MultiTask
+from .replay import Replay
+from .seqft import SeqFT, SeqFTLoRA
+
+METHODS: dict[str, type[Method]] = {
+    "seqft": SeqFT,
+    "seqft_lora": SeqFTLoRA,
+    "multitask": MultiTask,
+    "replay": Replay,
+}
+
+
+def method_options(name: str, values: dict | None = None):
+    """The method's options dataclass built from `values`, with unknown keys rejected."""
+    cls = METHODS[name].Options
+    values = dict(values or {})
+    known = {f.name for f in fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"method {name!r} has no options {sorted(unknown)}; it has {sorted(known)}")
+    try:
+        return cls(**values)
+    except TypeError as err:
+        raise ConfigError(str(err)) from err
+
+
+__all__ = ["METHODS", "Method", "NoOptions", "RunContext", "method_options"]

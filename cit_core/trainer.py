@@ -1,0 +1,190 @@
+"""The training loop: the only place that calls optimizer.step().
+
+`Trainer(cfg).events()` is a generator of plain events. It is pausable and resumable at any step: the
+loop's state lives in the generator, so a consumer that stops pulling has paused it, and pulling again
+resumes exactly where it stopped (same batches, same numbers).
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterator
+
+import torch
+
+from .config import RunConfig
+from .data import BatchSampler, Pool
+from .evaluate import generate_answers, score_task
+from .events import (CoefficientsLogged, Evaluated, RunEnded, RunFailed, RunLog, RunStarted, StepLogged,
+                     TaskEnded, TaskStarted)
+from .lessons import load_lesson
+from .methods import METHODS, RunContext, method_options
+from .model import ModelBundle, build_model, count_parameters
+from .tokenize import Encoder
+
+
+_BOUNDARY = object()   # internal marker between optimizer steps; never leaves this module
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, lesson=None, bundle: ModelBundle | None = None):
+        self.cfg = cfg
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        started = time.perf_counter()
+        self.lesson = lesson or load_lesson(cfg.lesson, seed=cfg.train.seed)
+        self.bundle = bundle or build_model(cfg.model, seed=cfg.train.seed)
+        self.encoder = Encoder(self.bundle.tokenizer, self.bundle.fmt, cfg.train.max_len)
+        ctx = RunContext(cfg, self.lesson, self.bundle, self.encoder, random.Random(f"method-{cfg.train.seed}"))
+        self.method = METHODS[cfg.method](method_options(cfg.method, cfg.method_options), ctx)
+        torch.manual_seed(cfg.train.seed)
+        self.model = self.method.setup(self.bundle.model)
+        self.setup_seconds = time.perf_counter() - started
+        self.log = RunLog()
+        self.steps_done = 0
+        self._raw = self._run()
+
+    # -- public -----------------------------------------------------------------------------
+    def events(self) -> Iterator:
+        """The run's event stream; pulling resumes the run where any earlier consumer left it."""
+        for item in self._raw:
+            if item is not _BOUNDARY:
+                yield item
+
+    def advance(self, steps: int) -> list:
+        """Run `steps` more optimizer steps (with the evaluations that follow them); return their events."""
+        target, out = self.steps_done + steps, []
+        for item in self._raw:
+            if item is _BOUNDARY:
+                if self.steps_done >= target:
+                    break
+                continue
+            out.append(item)
+        return out
+
+    def run_to_end(self) -> dict:
+        for _ in self._raw:
+            pass
+        return self.log.summary or {}
+
+    @property
+    def finished(self) -> bool:
+        return self.log.finished
+
+    def evaluate(self, tasks=None) -> list[float]:
+        """Scores of every task (routing through the method) with the model as it is now."""
+        tasks = tasks if tasks is not None else self.lesson.tasks
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return [self._score(task) for task in tasks]
+        finally:
+            self.model.train(was_training)
+
+    def generate(self, examples) -> list[str]:
+        """Answers to arbitrary examples, routed like evaluation."""
+        self.model.eval()
+        try:
+            return self._routed_answers(list(examples))
+        finally:
+            self.model.train()
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _emit(self, event):
+        self.log.add(event)
+        return event
+
+    def _run(self):
+        cfg, tasks = self.cfg, self.lesson.tasks
+        wall_start = time.perf_counter()
+        trainable, total = count_parameters(self.model)
+        yield self._emit(RunStarted(tuple(t.name for t in tasks), cfg.method, cfg.train.steps_per_task,
+                                    cfg.train.steps_per_task * len(tasks),
+                                    {**cfg.to_dict(), "trainable_params": trainable, "total_params": total}))
+        yield self._emit(self._evaluation(-1))
+        sample_rng = random.Random(f"batches-{cfg.train.seed}")
+        for index, task in enumerate(tasks):
+            pools = [Pool([(ex, index) for ex in task.train], 1.0, name=task.name)]
+            pools, info = self.method.before_task(index, task, pools)
+            sampler = BatchSampler(pools, cfg.train.batch_size, sample_rng)
+            optimizer = self._optimizer()
+            yield self._emit(TaskStarted(index, self.steps_done, info))
+            for local_step in range(1, cfg.train.steps_per_task + 1):
+                yield _BOUNDARY   # a safe place to pause: between two optimizer steps
+                event = self._train_step(index, sampler, optimizer)
+                yield self._emit(event)
+                if isinstance(event, RunFailed):
+                    return
+                coefficients = self.method.after_step_values
+                if coefficients:
+                    yield self._emit(CoefficientsLogged(index, self.steps_done, coefficients))
+                if cfg.train.eval_every and local_step % cfg.train.eval_every == 0 \
+                        and local_step < cfg.train.steps_per_task:
+                    yield self._emit(self._evaluation(index))
+            info = self.method.after_task(index, task)
+            final = self._evaluation(index)
+            yield self._emit(final)
+            yield self._emit(TaskEnded(index, self.steps_done, final.scores))
+            yield _BOUNDARY       # pause here rather than after the next task's setup
+        wall = time.perf_counter() - wall_start
+        summary = self.log.build_summary(cfg.train.seed, wall, {"setup_s": round(self.setup_seconds, 3)})
+        yield self._emit(RunEnded(summary))
+        yield _BOUNDARY
+
+    def _optimizer(self):
+        # a fresh optimizer per task: methods may add or freeze parameters between tasks
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.cfg.train.lr, weight_decay=self.cfg.train.weight_decay)
+
+    def _train_step(self, index, sampler, optimizer):
+        started = time.perf_counter()
+        examples, sources, task_ids = sampler.next_batch()
+        batch = self.encoder.collate(examples, sources, task_ids).to(self.bundle.device)
+        self.model.train()
+        out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
+        extra, scalars = self.method.loss(batch, out)
+        loss = out.loss if extra is None else out.loss + extra
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return RunFailed(index, self.steps_done + 1,
+                             f"loss became {value} at step {self.steps_done + 1} (task {index + 1}); "
+                             "lower the learning rate. Every event before this one is kept.")
+        loss.backward()
+        if self.cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.cfg.train.grad_clip)
+        optimizer.step()
+        self.method.after_step_values = self.method.after_step(self.steps_done + 1)
+        optimizer.zero_grad(set_to_none=True)
+        self.steps_done += 1
+        scalars = {"ce": float(out.loss.detach()), **{k: float(v) for k, v in scalars.items()}}
+        return StepLogged(index, self.steps_done, value, scalars, batch.n_tokens,
+                          time.perf_counter() - started)
+
+    def _evaluation(self, index) -> Evaluated:
+        started = time.perf_counter()
+        scores = tuple(round(s, 6) for s in self.evaluate())
+        return Evaluated(index, self.steps_done, scores, time.perf_counter() - started)
+
+    def _score(self, task) -> float:
+        return score_task(task, self._routed_answers(task.eval))
+
+    def _routed_answers(self, examples) -> list[str]:
+        routes = self.method.route(examples)
+        answers: list[str | None] = [None] * len(examples)
+        for adapter in dict.fromkeys(routes):
+            idx = [i for i, r in enumerate(routes) if r == adapter]
+            with self.method.use_for_inference(adapter):
+                group = generate_answers(self.model, self.encoder, [examples[i] for i in idx],
+                                         self.cfg.train.eval_batch, device=self.bundle.device)
+            for i, a in zip(idx, group):
+                answers[i] = a
+        return answers
+
+
+def run(cfg: RunConfig) -> Iterator:
+    """run(cfg) -> Iterator[Event]: the whole run as one event stream."""
+    return Trainer(cfg).events()
+
+
+__all__ = ["Trainer", "run"]
