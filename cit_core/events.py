@@ -50,6 +50,7 @@ class TaskEnded:
     task: int
     step: int
     acc_row: tuple[float, ...]  # row `task` of the accuracy matrix
+    info: dict = field(default_factory=dict)   # what the method's after_task reported
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ class RunLog:
         self.curve_scores: list[list[float]] = []
         self.base_scores: list[float] = []
         self.acc_matrix: list[list[float]] = []
-        self.task_info: list[dict] = []
+        self.task_info: list[dict] = []      # what methods decided at each task start
+        self.task_end_info: list[dict] = []  # what methods reported at each task end
         self.boundaries: list[int] = []      # global step at which each task started
         self.coefficients: list[tuple[int, dict]] = []
         self.checkpoints: list[tuple[int, str]] = []
@@ -160,6 +162,7 @@ class RunLog:
 
     def _on_TaskEnded(self, e: TaskEnded):
         self.acc_matrix.append(list(e.acc_row))
+        self.task_end_info.append(dict(e.info))
 
     def _on_CoefficientsLogged(self, e: CoefficientsLogged):
         self.coefficients.append((e.step, dict(e.values)))

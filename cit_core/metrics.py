@@ -18,7 +18,8 @@ EXPLAIN = {
     "AP": "average score over all tasks at the end (TRACE's OP)",
     "BWT": "backward transfer: how much training later tasks changed earlier ones (negative = forgetting)",
     "FWT": "forward transfer: score on a task just before training it, minus the untrained model's",
-    "forgetting": "Chaudhry et al. 2018: drop from each task's best score to its final one (≥ 0)",
+    "forgetting": "Chaudhry et al. 2018: drop from each task's best earlier score to its final one "
+                  "(negative only when a task ends above every earlier score)",
     "MAA": "mean average accuracy: the average over seen tasks, averaged over the stages",
 }
 

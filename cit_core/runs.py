@@ -9,13 +9,22 @@ from pathlib import Path
 from .events import RunEnded, RunLog, event_from_dict, event_to_dict
 
 
+def _plain(value):
+    """json.dumps fallback for what methods log: numpy scalars/arrays and tensors become lists/numbers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} to a run file")
+
+
 def write_json_atomic(path: Path, data) -> None:
     """Write to a temp file in the same folder, then rename: readers never see half a file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
+            json.dump(data, fh, indent=2, default=_plain)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -35,7 +44,7 @@ class RunWriter:
         self._events = open(self.dir / "events.jsonl", "a", encoding="utf-8")
 
     def write(self, event) -> None:
-        self._events.write(json.dumps(event_to_dict(event)) + "\n")
+        self._events.write(json.dumps(event_to_dict(event), default=_plain) + "\n")
         self._events.flush()
         if isinstance(event, RunEnded):
             write_json_atomic(self.dir / "summary.json", event.summary)

@@ -125,7 +125,7 @@ class Trainer:
             info = self.method.after_task(index, task)
             final = self._evaluation(index)
             yield self._emit(final)
-            yield self._emit(TaskEnded(index, self.steps_done, final.scores))
+            yield self._emit(TaskEnded(index, self.steps_done, final.scores, info or {}))
             yield _BOUNDARY       # pause here rather than after the next task's setup
         wall = time.perf_counter() - wall_start
         summary = self.log.build_summary(cfg.train.seed, wall, {"setup_s": round(self.setup_seconds, 3)})

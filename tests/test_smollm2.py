@@ -33,7 +33,11 @@ def test_smollm2_lora_trains_only_adapters_and_generates(tmp_path, monkeypatch):
     answers = trainer.generate(lesson.tasks[0].eval)
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
     # the plain copy was cached: a second build does not need the GGUF conversion
-    assert (tmp_path / "cache" / "smollm2-135m-instruct" / "config.json").exists()
+    plain = tmp_path / "cache" / "smollm2-135m-instruct"
+    assert (plain / "config.json").exists()
+    # any local Hugging Face folder loads as a model too (here: that plain copy), offline
+    bundle = build_model(ModelConfig(name=str(plain)), seed=0)
+    assert bundle.kind == "hf" and bundle.model.config.model_type == "llama"
 
 
 def test_unknown_hub_model_offline_says_what_to_do(monkeypatch):
