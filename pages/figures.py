@@ -1,0 +1,208 @@
+"""Plotly figures and text tables built from plain run data (RunLog pieces, lists); never the model.
+
+Every figure uses `template="none"` (a much smaller JSON per update), a fixed height, and hover text
+with the numbers. Colours are chosen to stay readable with colour-vision deficiencies: the matrix uses
+Cividis, the curves the Okabe-Ito palette plus distinct dash patterns.
+"""
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+
+# Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+MATRIX_SCALE = "Cividis"
+FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=13, color="#222")
+GRID = "#e5e5e5"
+MAX_LOSS_POINTS = 1500
+
+
+def short(name: str, limit: int = 16) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def task_labels(tasks: list[str]) -> list[str]:
+    """Numbered, shortened labels ("1. parity"): unique even when long names shorten alike."""
+    return [f"{i + 1}. {short(t)}" for i, t in enumerate(tasks)]
+
+
+def _base_layout(fig: go.Figure, height: int, title: str, **extra) -> go.Figure:
+    fig.update_layout(template="none", height=height, font=FONT, paper_bgcolor="white",
+                      plot_bgcolor="white", title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
+                      **extra)
+    return fig
+
+
+def _segments(tasks: list[str], steps_per_task: int, boundaries: list[int]) -> list[tuple[int, int]]:
+    """(start, end) global step of each task: the logged start when known, else planned."""
+    out = []
+    for i in range(len(tasks)):
+        start = boundaries[i] if i < len(boundaries) else i * steps_per_task
+        out.append((start, start + steps_per_task))
+    return out
+
+
+def matrix_height(n_tasks: int) -> int:
+    return 140 + 34 * (n_tasks + 1)
+
+
+# -- accuracy matrix ----------------------------------------------------------------------------
+def matrix_rows(tasks: list[str], base_scores: list[float], acc_matrix: list[list[float]]):
+    """Row labels and values of the full (T+1) x T matrix; None where a row is not reached yet."""
+    T = len(tasks)
+    labels = ["before training"] + [f"after {i + 1}. {short(t)}" for i, t in enumerate(tasks)]
+    values: list[list[float | None]] = [list(base_scores) if base_scores else [None] * T]
+    for i in range(T):
+        values.append(list(acc_matrix[i]) if i < len(acc_matrix) else [None] * T)
+    return labels, values
+
+
+def matrix_figure(tasks: list[str], base_scores: list[float], acc_matrix: list[list[float]],
+                  current_task: int = -1) -> go.Figure:
+    """Heatmap of R: rows = before training / after task i, columns = tasks; empty rows not reached."""
+    T = len(tasks)
+    labels, values = matrix_rows(tasks, base_scores, acc_matrix)
+    cols = task_labels(tasks)
+    text = [["" if v is None else f"{v:.2f}" for v in row] for row in values]
+    hover_rows = ["before training"] + [f"after training task {i + 1} ({t})" for i, t in enumerate(tasks)]
+    custom = [[[hover_rows[r], tasks[c]] for c in range(T)] for r in range(T + 1)]
+    fig = go.Figure(go.Heatmap(
+        z=values, x=cols, y=labels, text=text, texttemplate="%{text}", textfont=dict(size=13),
+        customdata=custom, colorscale=MATRIX_SCALE, zmin=0, zmax=1, xgap=2, ygap=2,
+        hovertemplate="%{customdata[0]}<br>score on %{customdata[1]}: %{z:.3f}<extra></extra>",
+        colorbar=dict(title=dict(text="score"), thickness=12, len=0.9), hoverongaps=False))
+    # outline the diagonal: each task's score right after it was trained
+    shapes = [dict(type="rect", xref="x", yref="y", x0=i - 0.5, x1=i + 0.5, y0=i + 0.5, y1=i + 1.5,
+                   line=dict(color="#D55E00", width=2)) for i in range(min(len(acc_matrix), T))]
+    if 0 <= current_task < T and current_task >= len(acc_matrix):
+        # the row being trained now: a dashed outline where the next numbers will appear
+        shapes.append(dict(type="rect", xref="x", yref="y", x0=-0.5, x1=T - 0.5, y0=current_task + 0.5,
+                           y1=current_task + 1.5, line=dict(color="#555", width=1.5, dash="dot")))
+    _base_layout(fig, matrix_height(T), "Accuracy matrix", shapes=shapes,
+                 margin=dict(l=150, r=20, t=40, b=70))
+    fig.update_xaxes(side="bottom", tickangle=-30 if T > 4 else 0, showgrid=False, fixedrange=True)
+    fig.update_yaxes(autorange="reversed", showgrid=False, fixedrange=True)
+    return fig
+
+
+def _fmt(v) -> str:
+    return "·" if v is None else f"{v:.2f}"
+
+
+def matrix_markdown(tasks: list[str], base_scores: list[float], acc_matrix: list[list[float]]) -> str:
+    """The same matrix as a markdown table ('·' = not reached yet), for screen readers and copying."""
+    if not tasks:
+        return "_No run yet._"
+    labels, values = matrix_rows(tasks, base_scores, acc_matrix)
+    head = "| | " + " | ".join(task_labels(tasks)) + " |"
+    sep = "|---|" + "---:|" * len(tasks)
+    body = ["| " + label + " | " + " | ".join(_fmt(v) for v in row) + " |" for label, row in zip(labels, values)]
+    return "\n".join([head, sep, *body])
+
+
+# -- curves -------------------------------------------------------------------------------------
+def _task_bands(fig: go.Figure, tasks: list[str], segments, current_task: int, y_label: float) -> None:
+    """Vertical lines at task boundaries, the current task shaded, each task's name on top."""
+    shapes, notes = [], []
+    for i, (start, end) in enumerate(segments):
+        if i > 0:
+            shapes.append(dict(type="line", xref="x", yref="paper", x0=start, x1=start, y0=0, y1=1,
+                               line=dict(color="#888", width=1, dash="dash")))
+        if i == current_task:
+            shapes.append(dict(type="rect", xref="x", yref="paper", x0=start, x1=end, y0=0, y1=1,
+                               fillcolor="rgba(0,114,178,0.08)", line=dict(width=0), layer="below"))
+        label = f"<b>▶ {short(tasks[i], 14)}</b>" if i == current_task else short(tasks[i], 14)
+        notes.append(dict(x=(start + end) / 2, y=y_label, xref="x", yref="paper", text=label, showarrow=False,
+                          font=dict(size=11, color="#0072B2" if i == current_task else "#555"),
+                          yanchor="bottom"))
+    fig.update_layout(shapes=shapes, annotations=notes)
+
+
+def curves_figure(tasks: list[str], curve_steps: list[int], curve_scores: list[list[float]],
+                  boundaries: list[int], steps_per_task: int, current_task: int = -1,
+                  total_steps: int | None = None) -> go.Figure:
+    """Score of every task at each periodic evaluation, over global steps."""
+    fig = go.Figure()
+    for j, name in enumerate(tasks):
+        ys = [row[j] if j < len(row) else None for row in curve_scores]
+        fig.add_trace(go.Scatter(
+            x=list(curve_steps), y=ys, mode="lines+markers", name=f"{j + 1}. {short(name)}",
+            line=dict(color=OKABE_ITO[j % len(OKABE_ITO)], dash=DASHES[(j // len(OKABE_ITO) + j) % len(DASHES)],
+                      width=2),
+            marker=dict(size=5), hovertemplate=f"{name}: %{{y:.2f}}<extra></extra>"))
+    total = total_steps or steps_per_task * len(tasks) or 1
+    _task_bands(fig, tasks, _segments(tasks, steps_per_task, boundaries), current_task, 1.0)
+    _base_layout(fig, 400, "Score of every task during training", hovermode="x unified",
+                 margin=dict(l=55, r=20, t=60, b=100),
+                 legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"))
+    fig.update_xaxes(range=[0, total], title=dict(text="global step"), gridcolor=GRID, zeroline=False)
+    fig.update_yaxes(range=[-0.03, 1.03], title=dict(text="score"), gridcolor=GRID, zeroline=False)
+    return fig
+
+
+def _downsample(points: list[tuple[int, float]], limit: int = MAX_LOSS_POINTS):
+    """Bucket means so a long run still sends a small figure."""
+    if len(points) <= limit:
+        return [p[0] for p in points], [p[1] for p in points]
+    size = math.ceil(len(points) / limit)
+    xs, ys = [], []
+    for k in range(0, len(points), size):
+        chunk = points[k:k + size]
+        xs.append(chunk[-1][0])
+        ys.append(sum(p[1] for p in chunk) / len(chunk))
+    return xs, ys
+
+
+def _ema(values: list[float], alpha: float = 0.1) -> list[float]:
+    out, acc = [], None
+    for v in values:
+        acc = v if acc is None else (1 - alpha) * acc + alpha * v
+        out.append(acc)
+    return out
+
+
+def loss_figure(losses: list[tuple[int, float]], tasks: list[str], boundaries: list[int],
+                steps_per_task: int, current_task: int = -1, total_steps: int | None = None) -> go.Figure:
+    """Training loss per optimizer step (log scale when every value is positive) and its moving average."""
+    xs, ys = _downsample(losses)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="loss", line=dict(color="#999", width=1),
+                             hovertemplate="step %{x}: loss %{y:.4f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=xs, y=_ema(ys), mode="lines", name="moving average",
+                             line=dict(color="#0072B2", width=2),
+                             hovertemplate="step %{x}: average %{y:.4f}<extra></extra>"))
+    total = total_steps or steps_per_task * len(tasks) or 1
+    _task_bands(fig, tasks, _segments(tasks, steps_per_task, boundaries), current_task, 1.0)
+    log_y = bool(ys) and min(ys) > 0
+    # as tall as the matrix it sits beside (within reason)
+    _base_layout(fig, min(450, max(300, matrix_height(len(tasks)))), "Training loss", margin=dict(l=55, r=20, t=60, b=70),
+                 legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom", font=dict(size=11)),
+                 showlegend=False)
+    fig.update_xaxes(range=[0, total], title=dict(text="global step"), gridcolor=GRID, zeroline=False)
+    fig.update_yaxes(type="log" if log_y else "linear", title=dict(text="loss"), gridcolor=GRID, zeroline=False,
+                     **({"dtick": 1, "exponentformat": "power"} if log_y else {}))
+    return fig
+
+
+# -- metrics ------------------------------------------------------------------------------------
+SIGNED = {"BWT", "FWT"}
+
+
+def metrics_markdown(metrics: dict[str, float], formulas: dict[str, str], explain: dict[str, str],
+                     tasks_done: int, total_tasks: int) -> str:
+    """Each metric's value, formula and meaning (all three come from the caller: nothing hard-coded)."""
+    if not metrics:
+        return "_Metrics appear once the first task has ended._"
+    scope = "all tasks" if tasks_done >= total_tasks else f"the first {tasks_done} of {total_tasks} tasks"
+    lines = [f"Over {scope} (T = {tasks_done}; R[0] = before training, R[t] = after task t).", "",
+             "| Metric | Value | Formula | Meaning |", "|---|---:|---|---|"]
+    for name, value in metrics.items():
+        shown = f"{value:+.3f}" if name in SIGNED else f"{value:.3f}"
+        lines.append(f"| **{name}** | {shown} | `{formulas.get(name, '')}` | {explain.get(name, '')} |")
+    return "\n".join(lines)
+
+
+__all__ = ["matrix_figure", "matrix_markdown", "matrix_rows", "curves_figure", "loss_figure",
+           "metrics_markdown", "task_labels", "OKABE_ITO", "MATRIX_SCALE"]

@@ -1,0 +1,582 @@
+"""The Train tab: pick a lesson, a method and a model, then Play / Pause / Step through training.
+
+Concurrency (ARCHITECTURE.md, "Gradio: concurrency and state"): the browser session holds only a run id
+in gr.State; the Trainer lives in the server-side RunRegistry. Play is a generator on the shared
+`concurrency_id="train"` queue that advances a few steps per yield; Step shares that queue. Every advance
+happens under the run's lock, so two events never move one trainer at once, and `advance()` is atomic per
+call, so a cancelled Play always leaves the run at a clean step boundary.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field, fields
+
+import gradio as gr
+
+from cit_core.config import ConfigError, LessonConfig, ModelConfig, RunConfig, TrainConfig, help_text
+from cit_core.lessons import default_lesson
+from cit_core.lessons.files import LessonFileError, load_lesson_files
+from cit_core.methods import METHODS
+from cit_core.methods.replay import ReplayOptions
+from cit_core.metrics import EXPLAIN, FORMULAS
+from cit_core.model import ModelUnavailable
+from cit_core.registry import RegistryFull, Run, RunRegistry
+
+from . import figures
+
+logger = logging.getLogger("cit.app.train")
+
+CHUNK_STEPS = 5                 # optimizer steps per Play yield
+LOSS_REDRAW_S = 0.5             # the loss plot is resent at most this often while playing
+MAX_STEP_CLICK = 1000           # Step is for small moves; Play is for long ones
+LOCK_WAIT_S = 60.0              # Pause / status wait at most this long for a chunk in flight
+LESSON_DEFAULT = "default"
+LESSON_FILES = "uploaded files"
+MODEL_CHOICES = ["tiny", "smollm2"]
+
+
+def train_concurrency() -> int:
+    """How many Play/Step events may train at once: half the CPU cores (env CIT_TRAIN_CONCURRENCY)."""
+    env = os.environ.get("CIT_TRAIN_CONCURRENCY", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def torch_threads() -> int:
+    """Torch threads per run: the cores split evenly between the runs that may train at once.
+
+    Measured on an idle 2-core machine (default lesson, seqft): 2 threads 37-41 s, 1 thread 60-62 s, the
+    same numbers either way. More threads than cores per run oversubscribes OpenMP (4-20x slower when
+    another process was busy), hence cores // concurrency. Env CIT_TORCH_THREADS overrides.
+    """
+    env = os.environ.get("CIT_TORCH_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 2) // train_concurrency())
+
+
+INTRO = """\
+### What you are looking at
+A small language model learns a **sequence of instruction tasks**, one after another, and is tested on
+*every* task after each one. The **accuracy matrix** has one row per stage (before training, then after
+each task) and one column per task: the outlined diagonal is each task's score right after it was learned,
+and lower numbers further down a column mean the model **forgot** that task while learning later ones
+(catastrophic forgetting). The **curves** show the same scores at every periodic evaluation, with the task
+being trained shaded; the **metrics** summarise the matrix. Choose settings on the left, then press
+**Play** (Pause stops at a clean step; Step moves a given number of steps). Settings apply on **Reset**.
+"""
+
+FIELD_LABELS = {
+    "TrainConfig.steps_per_task": "Steps per task",
+    "TrainConfig.lr": "Learning rate",
+    "TrainConfig.batch_size": "Batch size",
+    "TrainConfig.eval_every": "Evaluate every",
+    "TrainConfig.seed": "Seed",
+    "ReplayOptions.per_task": "Replay: examples kept per task",
+    "ReplayOptions.mix_ratio": "Replay: buffer share of each batch",
+    "ModelConfig.name": "Model",
+}
+
+
+class UserError(ValueError):
+    """A problem the user can fix; the message is shown as is."""
+
+
+def friendly(message: str) -> str:
+    for name, label in FIELD_LABELS.items():
+        message = message.replace(name, label)
+    return message
+
+
+# -- turning the controls into a RunConfig ------------------------------------------------------
+@dataclass
+class Controls:
+    """The values of the config controls, in the order the events pass them."""
+    lesson: str = LESSON_DEFAULT
+    files: list = field(default_factory=list)
+    method: str = "seqft"
+    model: str = "tiny"
+    steps_per_task: float | None = None
+    lr: float | None = None
+    batch_size: float | None = None
+    eval_every: float | None = None
+    seed: float | None = None
+    per_task: float | None = None
+    mix_ratio: float | None = None
+    options_text: str = ""
+
+
+def _number(value, label: str, integer: bool):
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise UserError(f"{label} is empty: type a number.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{label} must be a number, got {value!r}.") from None
+    if integer:
+        if number != number or number in (float("inf"), float("-inf")) or number != int(number):
+            raise UserError(f"{label} must be a whole number, got {value!r}.")
+        return int(number)
+    return number
+
+
+def _paths(files) -> list[str]:
+    out = []
+    for f in files or []:
+        if isinstance(f, str):
+            out.append(f)
+        elif isinstance(f, dict) and f.get("path"):
+            out.append(f["path"])
+        elif getattr(f, "name", None):
+            out.append(f.name)
+    return out
+
+
+def parse_options(text: str | None) -> dict:
+    """'key=value' pairs separated by commas or new lines (values read as JSON when they parse), as the
+    CLI's --option; the method's own options dataclass then checks names and ranges."""
+    options = {}
+    for item in re.split(r"[,\n]", text or ""):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"Method options must be key=value pairs, got {item!r}.")
+        value = value.strip()
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def options_help(method: str) -> str:
+    """The selected method's options with defaults, help and ranges, read from its Options dataclass."""
+    if method not in METHODS:
+        return ""
+    cls = METHODS[method].Options
+    items = [f"- `{f.name}` (default `{f.default!r}`): {help_text(cls, f.name)}" for f in fields(cls)]
+    if not items:
+        return "_This method has no options._"
+    return "Options of this method (`key=value`, comma-separated; empty = defaults):\n" + "\n".join(items)
+
+
+def has_free_options(method: str) -> bool:
+    """Methods whose options go in the text box (replay has its own number fields)."""
+    return method in METHODS and method != "replay" and bool(fields(METHODS[method].Options))
+
+
+def build_config(c: Controls) -> RunConfig:
+    """RunConfig from the controls; raises UserError / ConfigError with a readable message."""
+    method = c.method
+    if method not in METHODS:
+        raise UserError(f"Unknown method {method!r}; choose one from the list.")
+    model = (c.model or "").strip()
+    if not model:
+        raise UserError("Model is empty: choose 'tiny', 'smollm2', or type a Hugging Face model id.")
+    if c.lesson == LESSON_FILES:
+        paths = _paths(c.files)
+        if not paths:
+            raise UserError("The lesson is 'uploaded files' but no file is uploaded: upload lesson files "
+                            "(JSONL, SuperNI JSON or TRACE JSON) or choose the default lesson.")
+        lesson = LessonConfig(files=paths)
+    elif c.lesson == LESSON_DEFAULT:
+        lesson = LessonConfig(name="default")
+    else:
+        raise UserError(f"Unknown lesson {c.lesson!r}.")
+    train = TrainConfig(
+        steps_per_task=_number(c.steps_per_task, "Steps per task", True),
+        lr=_number(c.lr, "Learning rate", False),
+        batch_size=_number(c.batch_size, "Batch size", True),
+        eval_every=_number(c.eval_every, "Evaluate every", True),
+        seed=_number(c.seed, "Seed", True),
+        threads=torch_threads())
+    if method == "replay":
+        options = {"per_task": _number(c.per_task, "Replay: examples kept per task", True),
+                   "mix_ratio": _number(c.mix_ratio, "Replay: buffer share of each batch", False)}
+    else:
+        options = parse_options(c.options_text) if has_free_options(method) else {}
+    return RunConfig(method=method, model=ModelConfig(name=model), train=train, lesson=lesson,
+                     method_options=options)
+
+
+def user_message(err: BaseException) -> str:
+    """One readable line for the errors a user can cause; never a traceback."""
+    if isinstance(err, (UserError, ConfigError)):
+        return friendly(str(err))
+    if isinstance(err, LessonFileError):
+        return f"Lesson file problem: {err}"
+    if isinstance(err, ModelUnavailable):
+        return f"Model unavailable: {err}"
+    if isinstance(err, RegistryFull):
+        return str(err)
+    return f"Could not start the run ({type(err).__name__}: {err})"
+
+
+# -- rendering a run ----------------------------------------------------------------------------
+OUTPUT_KEYS = ("state", "status", "matrix", "matrix_md", "curves", "loss", "metrics", "lesson_md")
+
+
+def _task_names(run: Run) -> list[str]:
+    return [t.name for t in run.trainer.lesson.tasks]
+
+
+def _current_task(run: Run) -> int:
+    lg = run.trainer.log
+    return -1 if run.trainer.finished else lg.task
+
+
+def status_line(run: Run, word: str = "", note: str = "") -> str:
+    lg, tasks = run.trainer.log, _task_names(run)
+    T, spt = len(tasks), run.cfg.train.steps_per_task
+    total = T * spt
+    tail = f"  \n_{note}_" if note else ""
+    if run.failure:
+        return f"**Run stopped by an error:** {run.failure} Press Reset to start again.{tail}"
+    if lg.error:
+        return f"**Run stopped** at step {lg.step} / {total}: {lg.error}{tail}"
+    if lg.summary is not None:
+        ap = lg.metrics().get("AP")
+        score = f" · final average score (AP) {ap:.2f}" if ap is not None else ""
+        return (f"**Finished** · task {T} of {T} ({tasks[-1]}) · step {lg.step} / {total}{score} · "
+                f"press Reset for a new run{tail}")
+    if lg.step == 0 and lg.task < 0:
+        return (f"**Ready** · task 1 of {T} ({tasks[0]}) · step 0 / {total} · "
+                f"press Play or Step{tail}")
+    i = max(lg.task, 0)
+    speed = f"{lg.recent_tokens_per_s:,.0f} tokens/s" if lg.recent_tokens_per_s else "measuring speed…"
+    lead = f"**{word}** · " if word else ""
+    return f"{lead}task {i + 1} of {T} ({tasks[i]}) · step {lg.step} / {total} · {speed}{tail}"
+
+
+def lesson_markdown_for_run(run: Run) -> str:
+    cfg, lesson = run.cfg, run.trainer.lesson
+    title = METHODS[cfg.method].title
+    lines = [f"**This run** (`{run.id}`): {title} · model `{cfg.model.name}` · {len(lesson.tasks)} tasks × "
+             f"{cfg.train.steps_per_task} steps · batch {cfg.train.batch_size} · lr {cfg.train.lr:g} · "
+             f"seed {cfg.train.seed}", ""]
+    lines += [f"{i + 1}. **{t.name}**: {t.description or f'{len(t.train)} training examples'}"
+              for i, t in enumerate(lesson.tasks)]
+    return "\n".join(lines)
+
+
+def lesson_preview(lesson) -> str:
+    lines = [f"**Lesson:** {lesson.description}", ""]
+    lines += [f"{i + 1}. **{t.name}**: {t.description or f'{len(t.train)} training examples'}"
+              for i, t in enumerate(lesson.tasks)]
+    return "\n".join(lines)
+
+
+def render(run: Run, sent: dict | None, word: str = "", note: str = "", force_loss: bool = False) -> dict:
+    """Output values for `run`; with `sent` (what this stream already shows), unchanged plots are skipped."""
+    lg, tasks = run.trainer.log, _task_names(run)
+    cur, spt = _current_task(run), run.cfg.train.steps_per_task
+    total = spt * len(tasks)
+    full = sent is None
+    sent = {} if sent is None else sent
+    out = {"state": run.id, "status": status_line(run, word, note)}
+
+    key = (run.id, len(lg.base_scores), len(lg.acc_matrix), cur)
+    if full or sent.get("matrix") != key:
+        sent["matrix"] = key
+        out["matrix"] = figures.matrix_figure(tasks, lg.base_scores, lg.acc_matrix, cur)
+        out["matrix_md"] = figures.matrix_markdown(tasks, lg.base_scores, lg.acc_matrix)
+        out["metrics"] = figures.metrics_markdown(lg.metrics(), FORMULAS, EXPLAIN, len(lg.acc_matrix), len(tasks))
+
+    key = (run.id, len(lg.curve_steps), cur)
+    if full or sent.get("curves") != key:
+        sent["curves"] = key
+        out["curves"] = figures.curves_figure(tasks, lg.curve_steps, lg.curve_scores, lg.boundaries, spt, cur,
+                                              total)
+
+    now = time.monotonic()
+    key = (run.id, len(lg.losses), cur)
+    stale = sent.get("loss") != key
+    if full or (stale and (force_loss or now - sent.get("loss_at", 0.0) >= LOSS_REDRAW_S)):
+        sent["loss"], sent["loss_at"] = key, now
+        out["loss"] = figures.loss_figure(lg.losses, tasks, lg.boundaries, spt, cur, total)
+
+    if full or sent.get("lesson") != run.id:
+        sent["lesson"] = run.id
+        out["lesson_md"] = lesson_markdown_for_run(run)
+    return out
+
+
+def as_tuple(values: dict) -> tuple:
+    return tuple(values[k] if k in values else gr.skip() for k in OUTPUT_KEYS)
+
+
+def message_only(run_id, message: str) -> tuple:
+    return as_tuple({"state": run_id, "status": message})
+
+
+# -- the tab ------------------------------------------------------------------------------------
+class TrainTab:
+    """Event handlers bound to one registry; `build_train_tab` wires them to components."""
+
+    def __init__(self, registry: RunRegistry):
+        self.registry = registry
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _create(self, controls: Controls, owner: str | None) -> Run:
+        cfg = build_config(controls)
+        run_id = self.registry.create(cfg, owner=owner)
+        run = self.registry.get(run_id)
+        if run is None:                      # evicted between create and get: practically never
+            raise RegistryFull("The run was freed before it started; press Reset again.")
+        return run
+
+    def _settings_note(self, run: Run, controls: Controls) -> str:
+        try:
+            cfg = build_config(controls)
+        except (UserError, ConfigError) as err:
+            return f"The settings on the left are not valid ({friendly(str(err))}); this run keeps its own."
+        if cfg.to_dict() != run.cfg.to_dict():
+            return "Settings changed: they apply when you press Reset."
+        return ""
+
+    def _obtain(self, run_id, controls: Controls, request) -> tuple[Run | None, str, str]:
+        """The session's run, created from the controls when there is none: (run, note, error)."""
+        run = self.registry.get(run_id)
+        if run is not None:
+            return run, self._settings_note(run, controls), ""
+        note = ("Your earlier run was freed after being idle; this is a new run from the settings on the left."
+                if run_id else "")
+        try:
+            return self._create(controls, _owner(request)), note, ""
+        except Exception as err:           # noqa: BLE001 - every failure becomes one line for the user
+            if not isinstance(err, (UserError, ConfigError, LessonFileError, ModelUnavailable, RegistryFull)):
+                logger.exception("could not create a run")
+            return None, "", user_message(err)
+
+    @staticmethod
+    def _advance(run: Run, steps: int) -> None:
+        """One atomic trainer.advance under the caller's lock; an unexpected crash marks the run failed."""
+        if run.failure or run.trainer.finished:
+            return
+        try:
+            run.trainer.advance(steps)
+        except Exception as err:           # noqa: BLE001
+            logger.exception("run %s crashed while advancing", run.id)
+            run.failure = f"{type(err).__name__}: {err}"
+
+    def _render_locked(self, run: Run, word: str, note: str = "") -> dict:
+        got = run.lock.acquire(timeout=LOCK_WAIT_S)
+        try:
+            return render(run, None, word, note)
+        finally:
+            if got:
+                run.lock.release()
+
+    # -- events -------------------------------------------------------------------------------
+    def play(self, run_id, lesson, files, method, model, steps_per_task, lr, batch_size, eval_every, seed,
+             replay_per_task, replay_mix_ratio, method_options="", request: gr.Request = None):
+        controls = Controls(lesson, files, method, model, steps_per_task, lr, batch_size, eval_every, seed,
+                            replay_per_task, replay_mix_ratio, method_options)
+        run, note, error = self._obtain(run_id, controls, request)
+        if run is None:
+            gr.Warning(error)
+            yield message_only(run_id, f"**Could not start:** {error}")
+            return
+        if run.failure or run.trainer.finished:
+            yield as_tuple(self._render_locked(run, "", note))
+            return
+        run.play_token += 1
+        token, sent = run.play_token, {}
+        yield as_tuple(render(run, sent, "▶ Playing", note or "starting…"))
+        try:
+            while True:
+                if run.play_token != token or self.registry.get(run.id) is None:
+                    return                   # paused, stepped, reset or evicted: stop quietly
+                with run.lock:
+                    if run.play_token != token:
+                        return
+                    self._advance(run, CHUNK_STEPS)
+                    done = run.failure or run.trainer.finished
+                    values = render(run, sent, "▶ Playing", note, force_loss=bool(done))
+                yield as_tuple(values)
+                if done:
+                    return
+        finally:
+            # advance() is atomic per call, so the run is already at a clean step boundary; only this
+            # loop's claim on the run ends here (Pause/close cancel us at a yield).
+            if run.play_token == token:
+                run.play_token += 1
+
+    def pause(self, run_id):
+        run = self.registry.get(run_id)
+        if run is None:
+            return message_only(run_id, "Nothing to pause: press Play or Step to start a run.")
+        run.play_token += 1                  # stops a Play loop even when its event was not cancelled
+        return as_tuple(self._render_locked(run, "Paused"))
+
+    def step(self, run_id, steps, lesson, files, method, model, steps_per_task, lr, batch_size, eval_every,
+             seed, replay_per_task, replay_mix_ratio, method_options="", request: gr.Request = None):
+        controls = Controls(lesson, files, method, model, steps_per_task, lr, batch_size, eval_every, seed,
+                            replay_per_task, replay_mix_ratio, method_options)
+        n = steps
+        try:
+            steps = _number(n, "Steps", True)
+            if not 1 <= steps <= MAX_STEP_CLICK:
+                raise UserError(f"Steps must be between 1 and {MAX_STEP_CLICK}, got {steps}; use Play for more.")
+        except UserError as err:
+            gr.Warning(str(err))
+            run = self.registry.get(run_id)
+            return as_tuple(self._render_locked(run, "Paused", str(err))) if run else message_only(run_id, str(err))
+        run, note, error = self._obtain(run_id, controls, request)
+        if run is None:
+            gr.Warning(error)
+            return message_only(run_id, f"**Could not start:** {error}")
+        run.play_token += 1                  # Step pauses a running Play
+        with run.lock:
+            self._advance(run, steps)
+            return as_tuple(render(run, None, "Paused", note))
+
+    def reset(self, run_id, lesson, files, method, model, steps_per_task, lr, batch_size, eval_every, seed,
+              replay_per_task, replay_mix_ratio, method_options="", request: gr.Request = None):
+        controls = Controls(lesson, files, method, model, steps_per_task, lr, batch_size, eval_every, seed,
+                            replay_per_task, replay_mix_ratio, method_options)
+        try:
+            new = self._create(controls, _owner(request))
+        except Exception as err:           # noqa: BLE001
+            if not isinstance(err, (UserError, ConfigError, LessonFileError, ModelUnavailable, RegistryFull)):
+                logger.exception("could not create a run")
+            message = user_message(err)
+            gr.Warning(message)
+            old = self.registry.get(run_id)
+            if old is None:
+                return message_only(run_id, f"**Could not start:** {message}")
+            return as_tuple(self._render_locked(old, "Paused", f"Reset failed, this run is kept: {message}"))
+        self.registry.release(run_id)
+        return as_tuple(render(new, None))
+
+    def status(self, run_id):
+        run = self.registry.get(run_id)
+        if run is None:
+            return message_only(None, "No run yet: press Play, Step or Reset.")
+        return as_tuple(self._render_locked(run, "Current"))
+
+    def unload(self, request: gr.Request = None):
+        self.registry.release_owner(_owner(request))
+
+
+def _owner(request) -> str | None:
+    return getattr(request, "session_hash", None) if request is not None else None
+
+
+def on_files(files):
+    """Check uploaded lesson files at once and preview their tasks (the run still starts on Reset)."""
+    paths = _paths(files)
+    if not paths:
+        return gr.update(value=LESSON_DEFAULT), lesson_preview(default_lesson())
+    try:
+        lesson = load_lesson_files(paths)
+    except LessonFileError as err:
+        gr.Warning(f"Lesson file problem: {err}")
+        return gr.update(value=LESSON_DEFAULT), f"**Lesson file problem:** {err}"
+    return gr.update(value=LESSON_FILES), lesson_preview(lesson) + "\n\n_Press Reset to train on this lesson._"
+
+
+def build_train_tab(registry: RunRegistry) -> TrainTab:
+    """Build the Train tab's components and events inside the current Blocks; returns the handlers."""
+    tab = TrainTab(registry)
+    d, rd = TrainConfig(), ReplayOptions()
+    limit = train_concurrency()
+
+    gr.Markdown(INTRO, elem_classes=["cit-intro"])
+    # a plain closure, not a bound method: Gradio deep-copies component configs, and copying a bound
+    # method would copy the registry (locks, trainers) with it
+    run_state = gr.State(None, delete_callback=lambda run_id: registry.release(run_id))
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300, elem_classes=["cit-controls"]):
+            lesson = gr.Dropdown([LESSON_DEFAULT, LESSON_FILES], value=LESSON_DEFAULT, label="Lesson",
+                                 info="the built-in five-task lesson, or the files you upload below")
+            files = gr.File(file_count="multiple", file_types=[".jsonl", ".json"], type="filepath",
+                            label="Lesson files (JSONL / SuperNI JSON / TRACE JSON)", height=110)
+            lesson_info = gr.Markdown(lesson_preview(default_lesson()), elem_classes=["cit-small"])
+            method = gr.Dropdown([(cls.title, key) for key, cls in METHODS.items()], value="seqft",
+                                 label="Method", info="how the model is trained on the task sequence")
+            with gr.Group(visible=False) as replay_box:
+                per_task = gr.Number(rd.per_task, label="Replay: examples kept per task", precision=0,
+                                     info=help_text(ReplayOptions, "per_task"))
+                mix_ratio = gr.Number(rd.mix_ratio, label="Replay: buffer share of each batch",
+                                      info=help_text(ReplayOptions, "mix_ratio"))
+            with gr.Group(visible=False) as options_box:
+                options_text = gr.Textbox("", label="Method options", placeholder="key=value, key=value",
+                                          max_lines=3)
+                options_md = gr.Markdown("", elem_classes=["cit-small", "cit-options-help"])
+            model = gr.Dropdown(MODEL_CHOICES, value="tiny", allow_custom_value=True, label="Model",
+                                info="tiny: built in, trains in seconds. smollm2 (SmolLM2-135M) is much slower on CPU "
+                                     "(about 400x the parameters). Or type a Hugging Face model id / local folder "
+                                     "already on this machine (nothing is downloaded).")
+            with gr.Accordion("Training settings", open=True):
+                steps = gr.Number(d.steps_per_task, label="Steps per task", precision=0,
+                                  info=help_text(TrainConfig, "steps_per_task"))
+                lr = gr.Number(d.lr, label="Learning rate", info=help_text(TrainConfig, "lr"))
+                batch = gr.Number(d.batch_size, label="Batch size", precision=0,
+                                  info=help_text(TrainConfig, "batch_size"))
+                eval_every = gr.Number(d.eval_every, label="Evaluate every", precision=0,
+                                       info=help_text(TrainConfig, "eval_every"))
+                seed = gr.Number(d.seed, label="Seed", precision=0, info=help_text(TrainConfig, "seed"))
+        with gr.Column(scale=3, min_width=480):
+            status = gr.Markdown("**No run yet** · press Play (or Step) to start with the settings on the left",
+                                 elem_classes=["cit-status"])
+            with gr.Row(elem_classes=["cit-buttons"]):
+                play_btn = gr.Button("▶ Play", variant="primary", min_width=90)
+                pause_btn = gr.Button("Pause", min_width=90)
+                step_n = gr.Number(10, label="steps", precision=0, min_width=90, scale=0)
+                step_btn = gr.Button("Step", min_width=90)
+                reset_btn = gr.Button("↺ Reset", variant="stop", min_width=90)
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=380):
+                    matrix = gr.Plot(label="Accuracy matrix", show_label=False)
+                with gr.Column(scale=1, min_width=380):
+                    loss = gr.Plot(label="Training loss", show_label=False)
+            curves = gr.Plot(label="Score curves", show_label=False)
+            metrics = gr.Markdown("_Metrics appear once the first task has ended._", elem_classes=["cit-metrics"])
+            with gr.Accordion("Accuracy matrix as a table", open=False):
+                matrix_md = gr.Markdown("_No run yet._")
+
+    config_inputs = [lesson, files, method, model, steps, lr, batch, eval_every, seed, per_task, mix_ratio,
+                     options_text]
+    outputs = [run_state, status, matrix, matrix_md, curves, loss, metrics, lesson_info]
+    assert len(outputs) == len(OUTPUT_KEYS)
+
+    def on_method(m):
+        free = has_free_options(m)
+        return (gr.update(visible=m == "replay"), gr.update(visible=free),
+                gr.update(value=""), options_help(m) if free else "")
+
+    method.change(on_method, method, [replay_box, options_box, options_text, options_md], queue=False,
+                  api_visibility="private")
+    files.change(on_files, files, [lesson, lesson_info], concurrency_limit=None, api_visibility="private")
+
+    play_event = play_btn.click(tab.play, [run_state, *config_inputs], outputs, api_name="play",
+                                concurrency_id="train", concurrency_limit=limit,
+                                # only the status line shows the queue position / timer, no overlays
+                                show_progress="minimal", show_progress_on=[status])
+    pause_btn.click(tab.pause, [run_state], outputs, api_name="pause", cancels=[play_event],
+                    concurrency_limit=None, show_progress="hidden")
+    step_btn.click(tab.step, [run_state, step_n, *config_inputs], outputs, api_name="step",
+                   cancels=[play_event], concurrency_id="train", concurrency_limit=limit,
+                   show_progress="minimal", show_progress_on=[status])
+    reset_btn.click(tab.reset, [run_state, *config_inputs], outputs, api_name="reset", cancels=[play_event],
+                    concurrency_id="build", concurrency_limit=limit, show_progress="minimal",
+                    show_progress_on=[status])
+    # read-only view of the session's run (tests, and a page that wants to redraw)
+    refresh = gr.Button("refresh", visible=False)
+    refresh.click(tab.status, [run_state], outputs, api_name="status", concurrency_limit=None,
+                  show_progress="hidden")
+    tab.components = dict(zip(OUTPUT_KEYS, outputs))
+    tab.inputs = config_inputs
+    return tab
+
+
+__all__ = ["build_train_tab", "build_config", "Controls", "TrainTab", "UserError", "render", "status_line",
+           "OUTPUT_KEYS", "CHUNK_STEPS", "train_concurrency"]
