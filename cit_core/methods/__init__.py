@@ -5,15 +5,31 @@ from dataclasses import fields
 
 from ..config import ConfigError
 from .base import Method, NoOptions, RunContext
+from .expansion import Expansion
+from .inscl import InsCL
 from .multitask import MultiTask
+from .oracle_lora import OracleLoRA
+from .regularization import EWC, MAS, TIR
 from .replay import Replay
 from .seqft import SeqFT, SeqFTLoRA
+from .switchcit import SwitchCIT
+from .ilora import ILoRA
+from .lcia import LCIA
 
 METHODS: dict[str, type[Method]] = {
     "seqft": SeqFT,
     "seqft_lora": SeqFTLoRA,
     "multitask": MultiTask,
     "replay": Replay,
+    "ewc": EWC,
+    "mas": MAS,
+    "tir": TIR,
+    "inscl": InsCL,
+    "expansion": Expansion,
+    "oracle_lora": OracleLoRA,
+    "switchcit": SwitchCIT,
+    "ilora": ILoRA,
+    "lcia": LCIA,
 }
 
 

@@ -1,0 +1,218 @@
+"""I-LoRA: a fast and a slow LoRA learner on one base model, with replay and a consistency loss.
+
+Update rule
+- Two peft LoRA adapters: `fast` (θ_f, trained by the optimizer) and `slow` (θ_s, frozen, starts as a
+  copy of θ_f). After every optimizer step, for every pair of matching tensors (fast and slow tensors
+  paired by name with the adapter name swapped):  θ_s ← λ·θ_s + (1 − λ)·θ_f.
+- A reservoir buffer of `buffer_size` examples over the training streams of the finished tasks; each
+  batch takes `mix_ratio` of its rows from it once it is non-empty.
+- Loss on a batch with current rows C and buffer rows M:
+      L = ½·(CE(C) + CE(M)) + γ · Σ_layers MSE(h_f, max(h_f, h_s))   on the rows M,
+  h_f / h_s = the output of every decoder layer under the fast / slow adapter (h_s under no_grad);
+  without buffer rows (the first task) L = CE(C).
+- Inference uses the slow learner (`infer="fast"` to compare).
+
+Follows the paper: two learners, EMA interpolation after every step, replay, the consistency loss on
+the hidden states of all layers, the slow learner at test time.
+Released code differs (which47/LLMCL), and we follow the paper: its EMA loop pairs each tensor with
+itself (the names include the adapter name), so the slow learner never moves; its λ =
+min(1 − 1/(step+1), 0.25) keeps only 25% of the slow weights per step, which contradicts "slow" (we use
+a fixed λ, default 0.99); its buffer pads labels with 0 (ours: −100, ignored by the loss);
+`load_ema_model` does not exist.
+Our interpretation: λ = 0.99 (the paper's value is unverified); "inference on the slow learner" is
+unverified; the reservoir runs over each finished task's training set (not over the batches drawn);
+the MSE is averaged over the non-padded positions of the buffer rows and summed over layers; the
+trainer's loss is CE over the whole batch, so this method's extra term is ½(CE(C)+CE(M)) − CE(C∪M) +
+γ·consistency, which makes the total exactly L.
+Logs per step: λ, the consistency loss, CE(current), CE(buffer) and ‖θ_s − θ_f‖ (scalars, the distance
+as it was when the step began), and ‖θ_s − θ_f‖ per tensor after the update (coefficients).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..config import knob, validate
+from ..data import Pool
+from ..model import lora_config
+from ..tokenize import IGNORE_INDEX
+from .base import Method
+from .lora_tools import active_adapter, adapter_parameters, copy_adapter, short_names, train_only
+
+
+@dataclass
+class ILoRAOptions:
+    ema_lambda: float = knob(0.99, "λ: after every step slow ← λ·slow + (1−λ)·fast", 0.9, 0.999)
+    gamma: float = knob(1.0, "γ: weight of the consistency loss on buffer rows", 0.0, 100.0)
+    buffer_size: int = knob(256, "reservoir replay buffer size (examples)", 1, 1_000_000)
+    mix_ratio: float = knob(0.5, "share of each batch drawn from the buffer (the paper's ½·CE + ½·CE: "
+                            "equal halves)", 0.05, 0.95)
+    infer: str = knob("slow", "which learner answers at evaluation", choices=("slow", "fast"))
+
+    def __post_init__(self):
+        validate(self)
+
+
+def token_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token CE per row and the number of answer tokens per row (the HF causal-LM shift).
+
+    Only the answer positions are gathered before the float upcast, so a large vocabulary costs
+    (answer tokens x vocab), not (batch x length x vocab).
+    """
+    labels = labels[:, 1:]
+    valid = labels != IGNORE_INDEX
+    rows, cols = valid.nonzero(as_tuple=True)
+    loss = F.cross_entropy(logits[:, :-1][rows, cols].float(), labels[rows, cols], reduction="none")
+    sums = torch.zeros(labels.shape[0], dtype=loss.dtype, device=loss.device).index_add(0, rows, loss)
+    return sums, valid.sum(1)
+
+
+def find_layers(model) -> torch.nn.ModuleList:
+    """The decoder's block list (the first ModuleList as long as config.num_hidden_layers)."""
+    n = getattr(model.config, "num_hidden_layers", None)
+    for _, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) and (n is None or len(module) == n):
+            return module
+    raise RuntimeError("I-LoRA could not find the decoder layers of this model")
+
+
+class ILoRA(Method):
+    name = "ilora"
+    title = "I-LoRA (fast/slow LoRA, EMA + replay)"
+    uses_lora = True
+    Options = ILoRAOptions
+
+    def __init__(self, options, ctx):
+        super().__init__(options, ctx)
+        self.buffer: list = []
+        self.seen = 0
+        self._fast_h: dict[int, torch.Tensor] = {}
+        self._slow_h: dict[int, torch.Tensor] | None = None
+
+    def setup(self, model):
+        from peft import get_peft_model
+        cfg = lora_config(self.ctx.config.model)
+        self.model = get_peft_model(model, cfg, adapter_name="fast")
+        self.model.add_adapter("slow", cfg)
+        copy_adapter(self.model, "fast", "slow")      # θ_s starts as θ_f
+        train_only(self.model, "fast")                 # slow is frozen
+        self.pairs = self.pair_tensors()
+        self.layers = find_layers(self.model)
+        for i, layer in enumerate(self.layers):
+            layer.register_forward_hook(self._hook(i))
+        return self.model
+
+    def pair_tensors(self) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+        """(short name, fast tensor, slow tensor), paired by name with the adapter name swapped."""
+        fast = adapter_parameters(self.model, "fast")
+        slow = adapter_parameters(self.model, "slow")
+        short = short_names(fast)
+        pairs = []
+        for name, p in fast.items():
+            partner = name.replace(".fast.", ".slow.")
+            if partner not in slow or slow[partner] is p:
+                raise RuntimeError(f"I-LoRA: no slow tensor for {name}")
+            pairs.append((short[name], p, slow[partner]))
+        if not pairs or len(pairs) != len(slow):
+            raise RuntimeError("I-LoRA: fast and slow adapters do not match")
+        return pairs
+
+    def _hook(self, i):
+        def hook(module, args, output):
+            h = output[0] if isinstance(output, tuple) else output
+            if self._slow_h is not None:
+                self._slow_h[i] = h
+            elif torch.is_grad_enabled() and module.training:
+                self._fast_h[i] = h
+        return hook
+
+    # -- data ---------------------------------------------------------------------------------
+    def before_task(self, index, task, pools):
+        self._fast_h = {}
+        if not self.buffer:
+            return pools, {"buffer": 0, "lambda": self.options.ema_lambda}
+        current = pools[0]
+        current.weight = 1.0 - self.options.mix_ratio
+        by_task = [0] * index                  # buffered examples per earlier task
+        for _, t in self.buffer:
+            by_task[t] += 1
+        return ([current, Pool(list(self.buffer), self.options.mix_ratio, name="buffer")],
+                {"buffer": len(self.buffer), "buffer_per_task": by_task, "lambda": self.options.ema_lambda})
+
+    def after_task(self, index, task):
+        order = list(task.train)
+        self.ctx.rng.shuffle(order)
+        size = self.options.buffer_size
+        for ex in order:                      # reservoir sampling over the stream of training examples
+            self.seen += 1
+            if len(self.buffer) < size:
+                self.buffer.append((ex, index))
+            else:
+                j = self.ctx.rng.randrange(self.seen)
+                if j < size:
+                    self.buffer[j] = (ex, index)
+        self._fast_h = {}
+        return {"buffer": len(self.buffer), "slow_fast_distance": self.distance()}
+
+    # -- loss ---------------------------------------------------------------------------------
+    def loss(self, batch, out):
+        lam = self.options.ema_lambda
+        ce_sum, n_tok = token_ce(out.logits, batch.labels)
+        cur, buf = batch.sources == 0, batch.sources != 0
+        ce_cur = ce_sum[cur].sum() / n_tok[cur].sum().clamp(min=1)
+        scalars = {"lambda": lam, "slow_fast_dist": self.distance(), "ce_current": float(ce_cur.detach())}
+        fast_h, self._fast_h = self._fast_h, {}
+        if not bool(buf.any()):
+            scalars.update(consistency=0.0)
+            return None, scalars          # no buffer rows: the trainer's CE is already CE(current)
+        ce_buf = ce_sum[buf].sum() / n_tok[buf].sum().clamp(min=1)
+        consistency = self.consistency(batch, buf, fast_h)
+        total = 0.5 * (ce_cur + ce_buf) + self.options.gamma * consistency
+        scalars.update(ce_buffer=float(ce_buf.detach()), consistency=float(consistency.detach()))
+        return total - out.loss, scalars
+
+    def consistency(self, batch, buf, fast_h) -> torch.Tensor:
+        """Σ_layers MSE(h_f, max(h_f, h_s)) over the non-padded positions of the buffer rows."""
+        if len(fast_h) != len(self.layers):
+            raise RuntimeError("I-LoRA: the fast hidden states of this step were not captured")
+        rows = batch.select(buf)
+        self._slow_h = {}
+        try:
+            with torch.no_grad(), active_adapter(self.model, "slow"):
+                self.model(input_ids=rows.input_ids, attention_mask=rows.attention_mask)
+            slow_h = self._slow_h
+        finally:
+            self._slow_h = None
+        mask = rows.attention_mask.bool()
+        total = 0.0
+        for i in range(len(self.layers)):
+            h_f = fast_h[i][buf][mask].float()
+            h_s = slow_h[i][mask].float()
+            total = total + F.mse_loss(h_f, torch.maximum(h_f, h_s))
+        return total
+
+    # -- the slow learner -------------------------------------------------------------------
+    @torch.no_grad()
+    def after_step(self, step):
+        lam = self.options.ema_lambda
+        for _, fast, slow in self.pairs:
+            slow.mul_(lam).add_(fast, alpha=1.0 - lam)
+        if not self.pairs:
+            return {}
+        norms = torch.stack([torch.linalg.vector_norm((s - f).float()) for _, f, s in self.pairs]).tolist()
+        return {name: value for (name, _, _), value in zip(self.pairs, norms)}
+
+    @torch.no_grad()
+    def distance(self) -> float:
+        """‖θ_s − θ_f‖₂ over all LoRA tensors."""
+        if not self.pairs:
+            return 0.0
+        return float(torch.stack([((s - f).float() ** 2).sum() for _, f, s in self.pairs]).sum().sqrt())
+
+    def route(self, examples):
+        return [self.options.infer] * len(examples)
+
+    def use_for_inference(self, adapter):
+        return active_adapter(self.model, adapter)
