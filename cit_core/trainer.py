@@ -141,7 +141,7 @@ class Trainer:
         started = time.perf_counter()
         examples, sources, task_ids = sampler.next_batch()
         batch = self.encoder.collate(examples, sources, task_ids).to(self.bundle.device)
-        self.model.train()
+        self.model.train()      # hooks may have switched to eval mode (feature extraction)
         out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
         extra, scalars = self.method.loss(batch, out)
         loss = out.loss if extra is None else out.loss + extra

@@ -14,6 +14,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import gradio as gr
 
@@ -81,6 +82,15 @@ FIELD_LABELS = {
     "ReplayOptions.mix_ratio": "Replay: buffer share of each batch",
     "ModelConfig.name": "Model",
 }
+
+
+CARDS = Path(__file__).resolve().parents[1] / "assets" / "cards"
+
+
+def method_card(key: str) -> str:
+    """The method's card (assets/cards/<key>.md): idea, update rule, knobs, paper claim, our reading."""
+    path = CARDS / f"{key}.md"
+    return path.read_text(encoding="utf-8") if path.exists() else f"_No card for {key!r} yet._"
 
 
 class UserError(ValueError):
@@ -502,6 +512,8 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
             lesson_info = gr.Markdown(lesson_preview(default_lesson()), elem_classes=["cit-small"])
             method = gr.Dropdown([(cls.title, key) for key, cls in METHODS.items()], value="seqft",
                                  label="Method", info="how the model is trained on the task sequence")
+            with gr.Accordion("About this method", open=False):
+                method_card_md = gr.Markdown(method_card("seqft"), elem_classes=["cit-small"])
             with gr.Group(visible=False) as replay_box:
                 per_task = gr.Number(rd.per_task, label="Replay: examples kept per task", precision=0,
                                      info=help_text(ReplayOptions, "per_task"))
@@ -551,9 +563,10 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
     def on_method(m):
         free = has_free_options(m)
         return (gr.update(visible=m == "replay"), gr.update(visible=free),
-                gr.update(value=""), options_help(m) if free else "")
+                gr.update(value=""), options_help(m) if free else "", method_card(m))
 
-    method.change(on_method, method, [replay_box, options_box, options_text, options_md], queue=False,
+    method.change(on_method, method, [replay_box, options_box, options_text, options_md, method_card_md],
+                  queue=False,
                   api_visibility="private")
     files.change(on_files, files, [lesson, lesson_info], concurrency_limit=None, api_visibility="private")
 
