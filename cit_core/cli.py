@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from .config import ConfigError, LessonConfig, ModelConfig, RunConfig, TrainConfig
 
@@ -61,6 +62,20 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .methods import METHODS
+    from .sweep import sweep
+    methods = list(METHODS) if args.methods == ["all"] else args.methods
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown methods {unknown}; choose from {sorted(METHODS)} or 'all'")
+    args.method, args.seed, args.option = methods[0], args.seeds[0], []
+    base = build_config(args)
+    table = sweep(base, methods, args.seeds, Path(args.out), log=_progress)
+    print((Path(args.out) / "table.md").read_text(), end="")
+    return 0 if table else 1
+
+
 def cmd_methods(args) -> int:
     from .methods import METHODS
     for name, cls in METHODS.items():
@@ -105,6 +120,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method option, repeatable")
     r.add_argument("--out", required=True)
     r.set_defaults(func=cmd_run)
+    w = sub.add_parser("sweep", help="run methods x seeds and write a table of mean ± std")
+    w.add_argument("--lesson", default="default")
+    w.add_argument("--tasks", nargs="+", metavar="FILE", help="lesson files instead of a built-in lesson")
+    w.add_argument("--methods", nargs="+", default=["all"], help="registry keys, or 'all'")
+    w.add_argument("--seeds", nargs="+", type=int, default=[0])
+    w.add_argument("--model", default="tiny")
+    w.add_argument("--steps-per-task", dest="steps_per_task", type=int)
+    w.add_argument("--lr", type=float)
+    w.add_argument("--batch-size", dest="batch_size", type=int)
+    w.add_argument("--eval-every", dest="eval_every", type=int)
+    w.add_argument("--threads", type=int)
+    w.add_argument("--out", required=True)
+    w.set_defaults(func=cmd_sweep)
     m = sub.add_parser("methods", help="list the registered methods")
     m.set_defaults(func=cmd_methods)
     v = sub.add_parser("validate", help="check lesson files; exit 0 when valid, 2 otherwise")

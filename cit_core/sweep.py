@@ -1,0 +1,81 @@
+"""Sweeps: many runs (methods x seeds) written as run directories, then one table of mean ± std.
+
+    python -m cit_core sweep --lesson default --methods all --seeds 0 1 2 --out DIR
+writes DIR/<method>-s<seed>/ (a run directory each), DIR/runs.csv (one row per run) and DIR/table.csv +
+DIR/table.md (per method: AP, BWT, forgetting, FWT and wall time, mean ± std over seeds).
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .config import RunConfig
+from .runs import RunWriter
+from .trainer import Trainer
+
+COLUMNS = ("AP", "BWT", "forgetting", "FWT")
+
+
+def run_one(cfg: RunConfig, out: Path) -> dict:
+    trainer = Trainer(cfg)
+    with RunWriter(out, cfg.to_dict()) as writer:
+        for event in trainer.events():
+            writer.write(event)
+    if trainer.log.error:
+        raise RuntimeError(f"{cfg.method} seed {cfg.train.seed}: {trainer.log.error}")
+    return trainer.log.summary
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Per method, in first-seen order: mean and (population) std over seeds of each metric."""
+    table = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        entry = {"method": method, "seeds": len(mine)}
+        for key in (*COLUMNS, "wall_s"):
+            values = np.array([r[key] for r in mine], dtype=float)
+            entry[key] = (float(values.mean()), float(values.std()))
+        table.append(entry)
+    return table
+
+
+def write_tables(rows: list[dict], out: Path) -> list[dict]:
+    fields = ["method", "seed", *COLUMNS, "wall_s"]
+    with open(out / "runs.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows({k: r[k] for k in fields} for r in rows)
+    table = aggregate(rows)
+    with open(out / "table.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["method", "seeds"] + [f"{k}_{s}" for k in (*COLUMNS, "wall_s") for s in ("mean", "std")])
+        for e in table:
+            writer.writerow([e["method"], e["seeds"]] + [v for k in (*COLUMNS, "wall_s") for v in e[k]])
+    lines = ["| method | seeds | " + " | ".join(COLUMNS) + " | wall s |", "|---" * (len(COLUMNS) + 3) + "|"]
+    for e in table:
+        cells = [f"{e[k][0]:.3f} ± {e[k][1]:.3f}" for k in COLUMNS] + [f"{e['wall_s'][0]:.1f} ± {e['wall_s'][1]:.1f}"]
+        lines.append(f"| {e['method']} | {e['seeds']} | " + " | ".join(cells) + " |")
+    (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return table
+
+
+def sweep(base: RunConfig, methods: list[str], seeds: list[int], out: Path, log=print) -> list[dict]:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for method in methods:
+        for seed in seeds:
+            cfg = RunConfig(method=method, model=base.model, lesson=base.lesson,
+                            train=replace(base.train, seed=seed))
+            summary = run_one(cfg, out / f"{method}-s{seed}")
+            rows.append({"method": method, "seed": seed, **summary["metrics"], "wall_s": summary["wall_s"]})
+            log(f"{method} seed {seed}: " + " ".join(f"{k}={summary['metrics'][k]:.3f}" for k in COLUMNS)
+                + f" wall={summary['wall_s']:.1f}s")
+    return write_tables(rows, out)
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
