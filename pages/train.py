@@ -69,7 +69,8 @@ each task) and one column per task: the outlined diagonal is each task's score r
 and lower numbers further down a column mean the model **forgot** that task while learning later ones
 (catastrophic forgetting). The **curves** show the same scores at every periodic evaluation, with the task
 being trained shaded; the **metrics** summarise the matrix. Choose settings on the left, then press
-**Play** (Pause stops at a clean step; Step moves a given number of steps). Settings apply on **Reset**.
+**Play** (Pause stops at a clean step; Step moves a given number of steps). Changed settings apply on **Reset**, or on
+**Play** once the run has finished (switch the method to Replay and press Play to see forgetting shrink).
 """
 
 FIELD_LABELS = {
@@ -355,7 +356,16 @@ class TrainTab:
         """The session's run, created from the controls when there is none: (run, note, error)."""
         run = self.registry.get(run_id)
         if run is not None:
-            return run, self._settings_note(run, controls), ""
+            note = self._settings_note(run, controls)
+            if note.startswith("Settings changed") and (run.failure or run.trainer.finished):
+                # a finished run has nothing left to lose: Play/Step start over with the new settings
+                try:
+                    fresh = self._create(controls, _owner(request))
+                except Exception as err:   # noqa: BLE001 - keep the finished run, say why
+                    return run, f"Could not start a new run: {user_message(err)}", ""
+                self.registry.release(run.id)
+                return fresh, "The previous run had finished: this is a new run with the changed settings.", ""
+            return run, note, ""
         note = ("Your earlier run was freed after being idle; this is a new run from the settings on the left."
                 if run_id else "")
         try:

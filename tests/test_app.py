@@ -228,3 +228,22 @@ def test_closing_the_session_frees_its_run(server):
     while mine[0] in registry and time.monotonic() < deadline:
         time.sleep(0.2)
     assert mine[0] not in registry, "demo.unload did not free the closed session's run"
+
+
+def test_play_after_a_finished_run_with_a_new_method_starts_a_new_run(server):
+    url, registry = server
+    client = new_client(url)
+    tiny = {**SHORT, "steps_per_task": 3, "eval_every": 0, "batch_size": 8}
+    existing = set(registry.ids())
+    client.submit(**tiny, api_name="/play").result()
+    assert "15 / 15" in client.predict(api_name="/status")[STATUS]
+    (first_id,) = set(registry.ids()) - existing          # this session's finished seqft run
+
+    job = client.submit(**{**tiny, "method": "replay"}, api_name="/play")
+    job.result()
+    latest = fold(job.outputs())
+    assert "new run with the changed settings" in latest[STATUS], latest[STATUS]
+    assert "15 / 15" in client.predict(api_name="/status")[STATUS]
+    (second_id,) = set(registry.ids()) - existing
+    assert second_id != first_id and first_id not in registry, "the finished run was not replaced"
+    assert registry.get(second_id).cfg.method == "replay"
