@@ -35,6 +35,13 @@ def config(steps: int, method: str = "seqft") -> RunConfig:
     return RunConfig(method=method, train=TrainConfig(steps_per_task=steps, eval_every=0))
 
 
+def same_batches(trainer, steps: int) -> list:
+    """The batches the engine draws for the first task (same sampler, same seed), collated up front."""
+    task = trainer.lesson.tasks[0]
+    sampler = BatchSampler([Pool([(ex, 0) for ex in task.train], 1.0)], 32, random.Random("batches-0"))
+    return [trainer.encoder.collate(*sampler.next_batch()) for _ in range(steps)]
+
+
 def engine_rate(steps: int, method: str = "seqft") -> float:
     trainer = Trainer(config(steps, method), lesson=one_task_lesson())
     trainer.advance(0)                           # base evaluation, outside the timed part
@@ -49,9 +56,7 @@ def engine_rate(steps: int, method: str = "seqft") -> float:
 def bare_rate(steps: int, method: str = "seqft") -> float:
     """Same init, same batches (pre-collated: the strictest baseline), plain loop."""
     trainer = Trainer(config(steps, method), lesson=one_task_lesson())
-    task = trainer.lesson.tasks[0]
-    sampler = BatchSampler([Pool([(ex, 0) for ex in task.train], 1.0)], 32, random.Random("batches-0"))
-    batches = [trainer.encoder.collate(*sampler.next_batch()) for _ in range(steps)]
+    batches = same_batches(trainer, steps)
     model = trainer.model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)

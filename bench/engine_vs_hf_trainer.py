@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -22,9 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from engine_vs_bare import config, engine_rate, one_task_lesson  # noqa: E402
+from engine_vs_bare import config, engine_rate, one_task_lesson, same_batches  # noqa: E402
 
-from cit_core.data import BatchSampler, Pool  # noqa: E402
 from cit_core.trainer import Trainer  # noqa: E402
 
 
@@ -43,9 +41,7 @@ class Batches(torch.utils.data.Dataset):
 def hf_rate(steps: int, method: str) -> float:
     from transformers import Trainer as HFTrainer, TrainingArguments
     built = Trainer(config(steps, method), lesson=one_task_lesson())   # same model, init and wrapping
-    task = built.lesson.tasks[0]
-    sampler = BatchSampler([Pool([(ex, 0) for ex in task.train], 1.0)], 32, random.Random("batches-0"))
-    data = Batches([built.encoder.collate(*sampler.next_batch()) for _ in range(steps)])
+    data = Batches(same_batches(built, steps))
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, max_steps=steps, per_device_train_batch_size=1,
                                  learning_rate=1e-3, weight_decay=0.0, max_grad_norm=1.0,
