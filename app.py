@@ -14,6 +14,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from cit_core.registry import RunRegistry  # noqa: E402
+from pages.coefficients import build_coefficients_tab  # noqa: E402
+from pages.connectivity import build_connectivity_tab  # noqa: E402
+from pages.embeddings import build_embeddings_tab  # noqa: E402
+from pages.forgetting import build_forgetting_tab  # noqa: E402
 from pages.train import build_train_tab  # noqa: E402
 
 TITLE = "CIT Explorer"
@@ -21,12 +25,13 @@ QUEUE_MAX_SIZE = int(os.environ.get("CIT_QUEUE_MAX", "64"))
 MAX_RUNS = int(os.environ.get("CIT_MAX_RUNS", "8"))
 IDLE_TTL_S = float(os.environ.get("CIT_IDLE_TTL_S", "1800"))
 
-# Tabs still to come, and the issue that brings each one.
-LATER_TABS = {
-    "Forgetting": "per-task accuracy curves beside a layer-drift heatmap (layer × task) that explains the drops",
-    "Coefficients": "balance-coefficient heatmaps: LCIA's α per tensor per step, I-LoRA's λ, EWC/MAS importance",
-    "Connectivity": "mode connectivity: loss and accuracy of every seen task along the line between task solutions",
-    "Embeddings": "instruction-embedding clusters (UMAP) beside the task-similarity matrices the methods use",
+# The analysis views: tab id -> (title, builder). Each builder gets the registry and the Train tab's run
+# state and returns a view whose `timer` polls for new data; only the shown tab's timer is active.
+VIEWS = {
+    "forgetting": ("Forgetting", build_forgetting_tab),
+    "coefficients": ("Coefficients", build_coefficients_tab),
+    "connectivity": ("Connectivity", build_connectivity_tab),
+    "embeddings": ("Embeddings", build_embeddings_tab),
 }
 
 CSS = """
@@ -54,19 +59,32 @@ def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
         registry = RunRegistry(MAX_RUNS, IDLE_TTL_S)
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Train", id="train"):
                 train = build_train_tab(registry)
-            # Later tabs go here, one pages/<name>.py module each (a running Play can update them all).
-            for name, what in LATER_TABS.items():
-                with gr.Tab(name, id=name.lower()):
-                    gr.Markdown(f"_Coming soon:_ {what}.")
+            views = {}
+            for tab_id, (title, builder) in VIEWS.items():
+                with gr.Tab(title, id=tab_id):
+                    views[tab_id] = builder(registry, train.components["state"])
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)
+        timers = [v.timer for v in views.values()]
+        tabs.select(_active_timers(list(views)), None, timers, concurrency_limit=None, show_progress="hidden")
         demo.unload(train.unload)
     demo.queue(max_size=QUEUE_MAX_SIZE)
     demo.cit_registry = registry            # for tests and later tabs
     return demo
+
+
+def _active_timers(tab_ids: list[str]):
+    """tabs.select handler: activate the timer of the selected view's tab, stop all the others."""
+    order = ["train", *tab_ids, "about"]          # the tabs' order on the page
+
+    def handler(evt: gr.SelectData):
+        index = evt.index if isinstance(evt.index, int) else -1
+        selected = order[index] if 0 <= index < len(order) else None
+        return [gr.Timer(active=(tab_id == selected)) for tab_id in tab_ids]
+    return handler
 
 
 def launch_kwargs() -> dict:

@@ -95,6 +95,20 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_probe_connectivity(args) -> int:
+    from .connectivity import probe_run
+    out = probe_run(Path(args.run), points=args.points, log=_progress)
+    print(out)
+    return 0
+
+
+def cmd_probe_embeddings(args) -> int:
+    from .embeddings import probe_run
+    out = probe_run(Path(args.run), projection=args.projection, log=_progress)
+    print(out)
+    return 0
+
+
 def _fmt(scores) -> str:
     return " ".join(f"{s:.2f}" for s in scores)
 
@@ -130,6 +144,18 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--methods", nargs="+", default=["all"], help="registry keys, or 'all'")
     w.add_argument("--seeds", nargs="+", type=int, default=[0])
     w.set_defaults(func=cmd_sweep)
+    pr = sub.add_parser("probe", help="analyse a saved run; writes a JSON file into its directory")
+    probes = pr.add_subparsers(dest="probe", required=True)
+    c = probes.add_parser("connectivity", help="loss and accuracy along the line between task solutions "
+                                               "-> DIR/connectivity.json")
+    c.add_argument("--run", required=True, metavar="DIR")
+    c.add_argument("--points", type=int, default=11, help="interpolation points from a=0 to a=1")
+    c.set_defaults(func=cmd_probe_connectivity)
+    e = probes.add_parser("embeddings", help="2-D map of the lesson's instruction embeddings and the "
+                                             "methods' similarity matrices -> DIR/embeddings.json")
+    e.add_argument("--run", required=True, metavar="DIR")
+    e.add_argument("--projection", choices=["umap", "pca"], default="umap")
+    e.set_defaults(func=cmd_probe_embeddings)
     m = sub.add_parser("methods", help="list the registered methods")
     m.set_defaults(func=cmd_methods)
     v = sub.add_parser("validate", help="check lesson files; exit 0 when valid, 2 otherwise")

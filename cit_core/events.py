@@ -63,7 +63,13 @@ class CoefficientsLogged:
 @dataclass(frozen=True)
 class Checkpointed:
     task: int
-    ref: str
+    ref: str             # where the task-end weights are: a path relative to the run directory
+
+
+@dataclass(frozen=True)
+class DriftLogged:
+    task: int
+    values: dict         # layer (or adapter) name -> ||theta_end - theta_start|| / ||theta_start|| during `task`
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ class RunEnded:
 
 
 EVENT_TYPES = {cls.__name__: cls for cls in (RunStarted, TaskStarted, StepLogged, Evaluated, TaskEnded,
-                                             CoefficientsLogged, Checkpointed, RunFailed, RunEnded)}
+                                             CoefficientsLogged, Checkpointed, DriftLogged, RunFailed, RunEnded)}
 
 
 def event_to_dict(event) -> dict:
@@ -117,6 +123,7 @@ class RunLog:
         self.boundaries: list[int] = []      # global step at which each task started
         self.coefficients: list[tuple[int, dict]] = []
         self.checkpoints: list[tuple[int, str]] = []
+        self.drift: list[dict[str, float]] = []   # one row per finished task: layer -> relative change
         self.tokens = 0
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
@@ -169,6 +176,9 @@ class RunLog:
 
     def _on_Checkpointed(self, e: Checkpointed):
         self.checkpoints.append((e.task, e.ref))
+
+    def _on_DriftLogged(self, e: DriftLogged):
+        self.drift.append(dict(e.values))
 
     def _on_RunFailed(self, e: RunFailed):
         self.error = e.message

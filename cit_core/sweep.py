@@ -7,6 +7,8 @@ DIR/table.md (per method: AP, BWT, forgetting, FWT and wall time, mean ± std ov
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -63,14 +65,31 @@ def write_tables(rows: list[dict], out: Path) -> list[dict]:
     return table
 
 
+def finished_summary(cfg: RunConfig, run_dir: Path) -> dict | None:
+    """The summary of an earlier, finished run of exactly this config in `run_dir`, else None."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return summary if config == json.loads(json.dumps(cfg.to_dict())) else None
+
+
 def sweep(base: RunConfig, methods: list[str], seeds: list[int], out: Path, log=print) -> list[dict]:
+    """Run every (method, seed) pair; a pair whose run directory already finished with the same config is
+    reused, so an interrupted sweep resumes, and several sweeps can fill one folder side by side."""
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for method in methods:
         for seed in seeds:
             cfg = RunConfig(method=method, model=base.model, lesson=base.lesson,
                             train=replace(base.train, seed=seed))
-            summary = run_one(cfg, out / f"{method}-s{seed}")
+            run_dir = out / f"{method}-s{seed}"
+            summary = finished_summary(cfg, run_dir)
+            if summary is None:
+                if run_dir.exists():         # a torn or different earlier run: start it over
+                    shutil.rmtree(run_dir)
+                summary = run_one(cfg, run_dir)
             rows.append({"method": method, "seed": seed, **summary["metrics"], "wall_s": summary["wall_s"]})
             log(f"{method} seed {seed}: " + " ".join(f"{k}={summary['metrics'][k]:.3f}" for k in COLUMNS)
                 + f" wall={summary['wall_s']:.1f}s")

@@ -33,3 +33,18 @@ def test_sweep_writes_runs_and_tables(tmp_path):
     seqft_ap = [float(r["AP"]) for r in runs if r["method"] == "seqft"]
     assert table[0]["AP"][0] == pytest.approx(sum(seqft_ap) / 2)
     assert "| seqft | 2 |" in (tmp_path / "table.md").read_text()
+
+
+def test_sweep_reuses_finished_runs_and_redoes_changed_ones(tmp_path, monkeypatch):
+    import cit_core.sweep as sweep_mod
+    base = RunConfig(train=TrainConfig(steps_per_task=2, batch_size=4, eval_every=0))
+    sweep(base, ["seqft"], [0, 1], tmp_path, log=lambda _: None)
+    ran = []
+    real = sweep_mod.run_one
+    monkeypatch.setattr(sweep_mod, "run_one", lambda cfg, out: ran.append((cfg.train.seed, cfg.train.lr)) or real(cfg, out))
+    (tmp_path / "seqft-s1" / "summary.json").unlink()          # seed 1 "interrupted"
+    sweep(base, ["seqft"], [0, 1], tmp_path, log=lambda _: None)
+    assert ran == [(1, base.train.lr)]                           # only the unfinished run again
+    changed = RunConfig(train=TrainConfig(steps_per_task=2, batch_size=4, eval_every=0, lr=5e-4))
+    sweep(changed, ["seqft"], [0], tmp_path, log=lambda _: None)
+    assert ran[-1] == (0, 5e-4)                                  # a different config is not reused
