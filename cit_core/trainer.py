@@ -40,6 +40,9 @@ class Trainer:
         self.method = METHODS[cfg.method](method_options(cfg.method, cfg.method_options), ctx)
         torch.manual_seed(cfg.train.seed)
         self.model = self.method.setup(self.bundle.model)
+        self._mixed = _use_mixed_precision(self.bundle.device)
+        if self._mixed:
+            _trainable_to_fp32(self.model)
         self.setup_seconds = time.perf_counter() - started
         self.log = RunLog()
         self.steps_done = 0
@@ -132,6 +135,10 @@ class Trainer:
         yield self._emit(RunEnded(summary))
         yield _BOUNDARY
 
+    def _autocast(self):
+        """bf16 compute on CUDA (trainable weights stay fp32: AdamW on bf16 weights loses small updates)."""
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self._mixed)
+
     def _optimizer(self):
         # a fresh optimizer per task: methods may add or freeze parameters between tasks
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -142,8 +149,9 @@ class Trainer:
         examples, sources, task_ids = sampler.next_batch()
         batch = self.encoder.collate(examples, sources, task_ids).to(self.bundle.device)
         self.model.train()      # hooks may have switched to eval mode (feature extraction)
-        out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
-        extra, scalars = self.method.loss(batch, out)
+        with self._autocast():
+            out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
+            extra, scalars = self.method.loss(batch, out)
         loss = out.loss if extra is None else out.loss + extra
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -174,12 +182,23 @@ class Trainer:
         answers: list[str | None] = [None] * len(examples)
         for adapter in dict.fromkeys(routes):
             idx = [i for i, r in enumerate(routes) if r == adapter]
-            with self.method.use_for_inference(adapter):
+            with self.method.use_for_inference(adapter), self._autocast():
                 group = generate_answers(self.model, self.encoder, [examples[i] for i in idx],
                                          self.cfg.train.eval_batch, device=self.bundle.device)
             for i, a in zip(idx, group):
                 answers[i] = a
         return answers
+
+
+def _use_mixed_precision(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def _trainable_to_fp32(model) -> None:
+    """fp32 master copies of what trains (the frozen base stays bf16); autocast does the bf16 matmuls."""
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
 
 
 def run(cfg: RunConfig) -> Iterator:

@@ -74,3 +74,15 @@ def test_sampler_keeps_proportions_and_covers_each_pool():
     assert len(drawn_a) == 288
     # shuffled epochs: every example of a pool once before any repeats
     assert len(set(drawn_a[:40])) == 40
+
+
+def test_mixed_precision_keeps_trainable_weights_fp32_and_the_frozen_base_bf16():
+    import torch
+    from cit_core.trainer import _trainable_to_fp32, _use_mixed_precision
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2)).to(torch.bfloat16)
+    model[0].requires_grad_(False)
+    _trainable_to_fp32(model)
+    assert model[0].weight.dtype == torch.bfloat16          # frozen base stays small
+    assert model[1].weight.dtype == torch.float32           # optimizer updates an fp32 master copy
+    assert not _use_mixed_precision(torch.device("cpu"))     # the CPU path trains in fp32 as before
