@@ -16,17 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from .config import RunConfig
-from .runs import RunWriter
 from .trainer import Trainer
 
 COLUMNS = ("AP", "BWT", "forgetting", "FWT")
 
 
 def run_one(cfg: RunConfig, out: Path) -> dict:
-    trainer = Trainer(cfg)
-    with RunWriter(out, cfg.to_dict()) as writer:
-        for event in trainer.events():
-            writer.write(event)
+    trainer = Trainer(cfg, run_dir=out)   # writes config.json, events.jsonl, summary.json
+    trainer.run_to_end()
     if trainer.log.error:
         raise RuntimeError(f"{cfg.method} seed {cfg.train.seed}: {trainer.log.error}")
     return trainer.log.summary

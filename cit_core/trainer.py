@@ -10,17 +10,20 @@ import math
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 
 from .config import RunConfig
 from .data import BatchSampler, Pool
 from .evaluate import generate_answers, score_task
-from .events import (CoefficientsLogged, Evaluated, RunEnded, RunFailed, RunLog, RunStarted, StepLogged,
-                     TaskEnded, TaskStarted)
+from .events import (Checkpointed, CoefficientsLogged, DriftLogged, Evaluated, RunEnded, RunFailed, RunLog,
+                     RunStarted, StepLogged, TaskEnded, TaskStarted)
 from .lessons import load_lesson
 from .methods import METHODS, RunContext, method_options
 from .model import ModelBundle, build_model, count_parameters
+from .runs import RunWriter
+from .snapshots import MEMORY_LIMIT_PARAMS, Snapshot, drift, take_snapshot, write_checkpoint
 from .tokenize import Encoder
 
 
@@ -28,7 +31,9 @@ _BOUNDARY = object()   # internal marker between optimizer steps; never leaves t
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, lesson=None, bundle: ModelBundle | None = None):
+    def __init__(self, cfg: RunConfig, lesson=None, bundle: ModelBundle | None = None, run_dir=None):
+        """run_dir: when set, the trainer writes that run directory itself (config.json, every event to
+        events.jsonl, summary.json at the end); the writer closes when the run ends, fails or raises."""
         self.cfg = cfg
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
@@ -46,6 +51,11 @@ class Trainer:
         self.setup_seconds = time.perf_counter() - started
         self.log = RunLog()
         self.steps_done = 0
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._writer = RunWriter(self.run_dir, cfg.to_dict()) if self.run_dir is not None else None
+        # task index -> task-end Snapshot (CPU copies), for the live Connectivity view; with a run_dir and
+        # more than MEMORY_LIMIT_PARAMS trainable parameters they stay on disk only (checkpoints/)
+        self.snapshots: dict[int, Snapshot] = {}
         self._raw = self._run()
 
     # -- public -----------------------------------------------------------------------------
@@ -96,9 +106,24 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------
     def _emit(self, event):
         self.log.add(event)
+        if self._writer is not None:
+            self._writer.write(event)
+            if isinstance(event, (RunEnded, RunFailed)):
+                self._close_writer()   # the consumer may stop pulling right after the last event
         return event
 
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
     def _run(self):
+        try:
+            yield from self._loop()
+        finally:
+            self._close_writer()   # also when a method raises or the generator is closed
+
+    def _loop(self):
         cfg, tasks = self.cfg, self.lesson.tasks
         wall_start = time.perf_counter()
         trainable, total = count_parameters(self.model)
@@ -113,6 +138,7 @@ class Trainer:
             sampler = BatchSampler(pools, cfg.train.batch_size, sample_rng)
             optimizer = self._optimizer()
             yield self._emit(TaskStarted(index, self.steps_done, info))
+            start = take_snapshot(self.model, index, "start", self.method.uses_lora)
             for local_step in range(1, cfg.train.steps_per_task + 1):
                 yield _BOUNDARY   # a safe place to pause: between two optimizer steps
                 event = self._train_step(index, sampler, optimizer)
@@ -125,7 +151,10 @@ class Trainer:
                 if cfg.train.eval_every and local_step % cfg.train.eval_every == 0 \
                         and local_step < cfg.train.steps_per_task:
                     yield self._emit(self._evaluation(index))
+            extras = self.method.extra_states()      # before after_task: LCIA's EMA is gone after it
             info = self.method.after_task(index, task)
+            for event in self._task_end_weights(start, extras):   # before TaskEnded: it closes the task
+                yield self._emit(event)
             final = self._evaluation(index)
             yield self._emit(final)
             yield self._emit(TaskEnded(index, self.steps_done, final.scores, info or {}))
@@ -134,6 +163,18 @@ class Trainer:
         summary = self.log.build_summary(cfg.train.seed, wall, {"setup_s": round(self.setup_seconds, 3)})
         yield self._emit(RunEnded(summary))
         yield _BOUNDARY
+
+    def _task_end_weights(self, start: Snapshot, extras: dict) -> list:
+        """DriftLogged for the task, a checkpoint (with a run_dir) and the in-memory task-end snapshot."""
+        end = take_snapshot(self.model, start.task, "end", self.method.uses_lora, extras)
+        events = [DriftLogged(start.task, drift(start, end, self.model))]
+        if self.run_dir is not None:
+            ref = f"checkpoints/task{start.task}.safetensors"
+            write_checkpoint(self.run_dir / ref, end)
+            events.append(Checkpointed(start.task, ref))
+        if self.run_dir is None or end.numel_trainable() <= MEMORY_LIMIT_PARAMS:
+            self.snapshots[start.task] = end
+        return events
 
     def _autocast(self):
         """bf16 compute on CUDA (trainable weights stay fp32: AdamW on bf16 weights loses small updates)."""

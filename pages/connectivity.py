@@ -1,15 +1,38 @@
-"""The Connectivity tab: mode connectivity: loss and accuracy of every seen task along the line between task solutions.
+"""The Connectivity tab: loss and accuracy of every seen task along the line between two task solutions.
 
-Stub: the page's own content comes with issue 4. The wiring (a source picker, a timer that is active only
-while this tab is shown, a redraw only when Source.key changed) is the pattern every view follows.
+Data: `cit_core.connectivity` (a live run's in-memory task-end snapshots, or a saved run's checkpoints
+rebuilt from config.json; a saved run's connectivity.json is read when it has the requested line).
+The probe swaps weights in and out of the model, so on a live run it refuses while the run trains and
+holds the run's lock while it works; a page-wide lock keeps two clicks from probing at once.
 """
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 
 import gradio as gr
+import plotly.graph_objects as go
+
+from cit_core.connectivity import (ProbeError, SavedRun, model_at, probe_trainer, read_connectivity,
+                                   trainer_snapshot, variants, Meter)
+from cit_core.evaluate import generate_answers
 
 from . import source as src
+from .figures import FONT, GRID, OKABE_ITO, task_labels
+
+HOW_TO_READ = ("_How to read this: each curve is one seen task's loss (left) or accuracy (right) on the straight "
+               "line from the weights after the first chosen task (a = 0) to those after the second (a = 1). A "
+               "bump in the loss between the ends means the two solutions sit in different basins; a flat line "
+               "means they are linearly connected. Points: where I-LoRA's slow / LCIA's EMA weights sit "
+               "(their projection a* on the line). LoRA runs: 'factors' blends A and B, 'delta' blends ΔW = B·A._")
+HEIGHT = 340
+MARK_SYMBOLS = ["diamond", "star", "square", "triangle-up"]
+TRAINING_CHECK_S = 0.6      # a live run whose log moves within this window is training
+SAMPLES_PER_TASK = 2
+
+_probe_lock = threading.Lock()                 # one probe at a time in this process
+_saved: dict[tuple, SavedRun] = {}             # the last rebuilt saved run (model build is the slow part)
 
 
 @dataclass
@@ -17,24 +40,242 @@ class View:
     timer: gr.Timer
 
 
+# -- figures (plain data in, plotly out) ------------------------------------------------------------
+def curve_figure(result: dict, key: str) -> go.Figure:
+    """`key` is "loss" or "accuracy": one line per seen task over a, the marks as points."""
+    fig = go.Figure()
+    labels = task_labels(result["tasks"])
+    title = "loss (mean token CE)" if key == "loss" else "accuracy"
+    for k, label in enumerate(labels):
+        colour = OKABE_ITO[k % len(OKABE_ITO)]
+        fig.add_trace(go.Scatter(x=result["a"], y=result[key][k], mode="lines+markers", name=label,
+                                 line=dict(color=colour), hovertemplate=f"{label}<br>a=%{{x:.2f}}<br>{key}=%{{y:.4f}}"
+                                 "<extra></extra>"))
+        for j, mark in enumerate(result.get("marks", [])):
+            fig.add_trace(go.Scatter(x=[mark["a"]], y=[mark[key][k]], mode="markers", showlegend=k == 0,
+                                     name=f"{mark['name']} (a*={mark['a']:.2f})", legendgroup=mark["name"],
+                                     marker=dict(color=colour, size=12, symbol=MARK_SYMBOLS[j % len(MARK_SYMBOLS)],
+                                                 line=dict(color="#000", width=1)),
+                                     hovertemplate=f"{mark['name']} · {label}<br>a*=%{{x:.3f}}<br>{key}=%{{y:.4f}}"
+                                     "<extra></extra>"))
+    names = result["tasks"]
+    fig.update_layout(template="none", height=HEIGHT, font=FONT, margin=dict(l=55, r=10, t=40, b=45),
+                      title=dict(text=f"{title}: task {result['from'] + 1} ({names[result['from']]}) → "
+                                      f"task {result['to'] + 1} ({names[result['to']]}), {result['variant']}",
+                                 font=dict(size=13)),
+                      xaxis=dict(title="a", gridcolor=GRID), yaxis=dict(title=title, gridcolor=GRID),
+                      legend=dict(orientation="h", y=-0.25))
+    if key == "accuracy":
+        fig.update_yaxes(range=[-0.02, 1.02])
+    return fig
+
+
+def accuracy_table(tasks: list[str], accuracies: list[float], a: float) -> str:
+    rows = "\n".join(f"| {label} | {acc:.3f} |" for label, acc in zip(task_labels(tasks), accuracies))
+    return f"**Accuracy at a = {a:.2f}**\n\n| task | accuracy |\n|---|---|\n{rows}"
+
+
+# -- data -----------------------------------------------------------------------------------------
+def checkpoint_tasks(source) -> list[int]:
+    if source.trainer is not None:
+        return sorted(set(source.trainer.snapshots) | {t for t, _ in source.log.checkpoints})
+    return sorted({t for t, _ in source.log.checkpoints})
+
+
+def _saved_run(source) -> SavedRun:
+    key = (str(source.run_dir), source.key)
+    run = _saved.get(key)
+    if run is None:
+        run = SavedRun(source.run_dir)
+        _saved.clear()
+        _saved[key] = run
+    return run
+
+
+def _parse_task(label) -> int:
+    if not label:
+        raise ProbeError("pick two tasks with saved task-end weights")
+    try:
+        return int(str(label).split(".", 1)[0]) - 1
+    except ValueError as err:
+        raise ProbeError(f"unknown task {label!r}") from err
+
+
+def _stored(source, start: int, end: int, variant: str, points: int) -> dict | None:
+    data = read_connectivity(source.run_dir) if source.run_dir is not None else None
+    for pair in (data or {}).get("pairs", []):
+        if (pair.get("from"), pair.get("to"), pair.get("variant"), len(pair.get("a", []))) == \
+                (start, end, variant, points):
+            return pair
+    return None
+
+
+class _LiveGuard:
+    """Refuse while the live run trains; hold its lock while probing so no step moves the weights."""
+
+    def __init__(self, registry, run_id, source):
+        self.run = registry.get(run_id) if source.trainer is not None else None
+
+    def __enter__(self):
+        if self.run is None:
+            return self
+        before = self.run.trainer.log.version
+        time.sleep(TRAINING_CHECK_S)
+        if self.run.trainer.log.version != before or not self.run.lock.acquire(timeout=2.0):
+            raise ProbeError("the run is training: press Pause on the Train tab, then Compute")
+        return self
+
+    def __exit__(self, *exc):
+        if self.run is not None:
+            self.run.lock.release()
+
+
+def compute_pair(registry, run_id, choice, start_label, end_label, variant, points, progress=None) -> dict:
+    """The line between the two chosen task-end weights; ProbeError with a clear message otherwise."""
+    source, message = src.resolve(registry, run_id, choice)
+    if source is None:
+        raise ProbeError(message)
+    start, end = _parse_task(start_label), _parse_task(end_label)
+    if start == end:
+        raise ProbeError("pick two different tasks")
+    points = int(points or 11)
+    if not 2 <= points <= 101:
+        raise ProbeError("points must be between 2 and 101")
+    if not _probe_lock.acquire(blocking=False):
+        raise ProbeError("another connectivity probe is running; try again when it has finished")
+    try:
+        if source.trainer is None:
+            stored = _stored(source, start, end, variant, points)
+            if stored is not None:
+                return stored
+            run = _saved_run(source)
+            lora = run.snapshot(start).lora
+            return run.pair(start, end, variant or variants(lora)[0], points, progress=progress)
+        with _LiveGuard(registry, run_id, source):
+            return probe_trainer(source.trainer, start, end, variant or None, points, progress=progress)
+    finally:
+        _probe_lock.release()
+
+
+def _model_parts(registry, run_id, choice):
+    source, message = src.resolve(registry, run_id, choice)
+    if source is None:
+        raise ProbeError(message)
+    if source.trainer is not None:
+        t = source.trainer
+        return source, t.model, t.encoder, t.lesson.tasks, (lambda k: trainer_snapshot(t, k))
+    run = _saved_run(source)
+    t = run.trainer
+    return source, t.model, t.encoder, t.lesson.tasks, run.snapshot
+
+
+def at_alpha(registry, run_id, choice, result: dict, a: float, samples: bool = False) -> str:
+    """Per-task accuracy at exactly `a` (and, with samples, a few answers of the interpolated model)."""
+    if not result:
+        raise ProbeError("press Compute first")
+    if not _probe_lock.acquire(blocking=False):
+        raise ProbeError("another connectivity probe is running; try again when it has finished")
+    try:
+        source, model, encoder, tasks, snapshot = _model_parts(registry, run_id, choice)
+        seen = list(tasks)[:max(result["from"], result["to"]) + 1]
+        with _LiveGuard(registry, run_id, source), \
+                model_at(model, snapshot(result["from"]), snapshot(result["to"]), a, result["variant"]):
+            if not samples:
+                _, acc = Meter(model, encoder, seen, max_eval=max(result.get("eval_per_task") or [0]) or None) \
+                    .measure()
+                return accuracy_table(result["tasks"], acc, a)
+            examples = [ex for task in seen for ex in task.eval[:SAMPLES_PER_TASK]]
+            answers = generate_answers(model, encoder, examples)
+    finally:
+        _probe_lock.release()
+    lines = [f"**Samples at a = {a:.2f}** ({result['variant']})", "", "| prompt | expected | answer |", "|---|---|---|"]
+    for ex, ans in zip(examples, answers):
+        lines.append(f"| {_cell(ex.instruction + ' ' + ex.input)} | {_cell(ex.output)} | {_cell(ans)} |")
+    return "\n".join(lines)
+
+
+def _cell(text: str, limit: int = 80) -> str:
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- the tab ------------------------------------------------------------------------------------------
 def build_connectivity_tab(registry, run_state) -> View:
     gr.Markdown("_Mode connectivity: loss and accuracy of every seen task along the line between task solutions._")
+    gr.Markdown(HOW_TO_READ)
     with gr.Row():
         pick = gr.Dropdown(src.choices(), value=src.LIVE, label="Run", allow_custom_value=False, scale=3)
         reload = gr.Button("↻ runs", scale=0, min_width=60)
+    with gr.Row():
+        start_dd = gr.Dropdown([], label="from task (a = 0)", scale=2)
+        end_dd = gr.Dropdown([], label="to task (a = 1)", scale=2)
+        variant = gr.Radio(["full"], value="full", label="variant", scale=2)
+        points = gr.Number(11, label="points", precision=0, minimum=2, maximum=101, scale=1)
+        compute = gr.Button("Compute", variant="primary", scale=1)
     shown = gr.State(None)              # Source.key of what is on screen
+    result = gr.State(None)             # the computed line (plain dict)
     note = gr.Markdown()
+    with gr.Row():
+        loss_plot = gr.Plot(label="loss along the line")
+        acc_plot = gr.Plot(label="accuracy along the line")
+    with gr.Row():
+        alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="a (0 = first task's weights, 1 = second's)",
+                          scale=3)
+        sample_btn = gr.Button("Generate samples", scale=1)
+    at_a = gr.Markdown()
     timer = gr.Timer(src.TIMER_S, active=False)
 
-    def refresh(run_id, choice, shown_key):
+    def refresh(run_id, choice, shown_key, cur_start, cur_end):
         source, message = src.resolve(registry, run_id, choice)
         if source is None:
-            return None, message
+            return None, message, gr.update(choices=[], value=None), gr.update(choices=[], value=None), gr.skip()
         if source.key == shown_key:
-            return gr.skip(), gr.skip()
-        return source.key, f"{source.label}: {len(source.log.acc_matrix)} of {len(source.log.tasks)} tasks done"
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        done = checkpoint_tasks(source)
+        labels = task_labels(source.log.tasks)
+        opts = [labels[t] for t in done if t < len(labels)]
+        s = cur_start if cur_start in opts else (opts[-2] if len(opts) >= 2 else None)
+        e = cur_end if cur_end in opts else (opts[-1] if len(opts) >= 2 else None)
+        vs = list(variants(_is_lora(source.log.method)))
+        text = (f"{source.label}: {len(opts)} task-end checkpoint(s)"
+                + ("" if len(opts) >= 2 else " — connectivity needs two finished tasks"))
+        return (source.key, text, gr.update(choices=opts, value=s), gr.update(choices=opts, value=e),
+                gr.update(choices=vs, value=vs[0]))
 
+    def on_compute(run_id, choice, s, e, v, n, progress=gr.Progress()):
+        def report(done, total):
+            progress(done / total, desc=f"point {done} of {total}")
+        try:
+            res = compute_pair(registry, run_id, choice, s, e, v, n, progress=report)
+        except ProbeError as err:
+            return gr.skip(), gr.skip(), gr.skip(), f"**Cannot compute:** {err}", gr.skip()
+        step = 1.0 / (len(res["a"]) - 1)
+        took = f" in {res['seconds']:.1f} s" if "seconds" in res else ""
+        return (res, curve_figure(res, "loss"), curve_figure(res, "accuracy"),
+                f"Computed{took}: {len(res['a'])} points × {len(res['tasks'])} tasks "
+                f"({', '.join(str(x) for x in res.get('eval_per_task', []))} held-out examples per task).",
+                gr.update(step=step))
+
+    def on_alpha(run_id, choice, res, a, samples=False):
+        try:
+            return at_alpha(registry, run_id, choice, res, float(a), samples)
+        except ProbeError as err:
+            return f"**Cannot evaluate at a = {float(a):.2f}:** {err}"
+
+    inputs = [run_state, pick, shown, start_dd, end_dd]
     for trigger in (timer.tick, pick.change):
-        trigger(refresh, [run_state, pick, shown], [shown, note], concurrency_limit=None, show_progress="hidden")
+        trigger(refresh, inputs, [shown, note, start_dd, end_dd, variant], concurrency_limit=None,
+                show_progress="hidden")
     reload.click(lambda: gr.update(choices=src.choices()), None, [pick], concurrency_limit=None)
+    compute.click(on_compute, [run_state, pick, start_dd, end_dd, variant, points],
+                  [result, loss_plot, acc_plot, note, alpha], concurrency_limit=1)
+    alpha.release(on_alpha, [run_state, pick, result, alpha], [at_a], concurrency_limit=1)
+    sample_btn.click(lambda r, c, res, a: on_alpha(r, c, res, a, True), [run_state, pick, result, alpha], [at_a],
+                     concurrency_limit=1)
     return View(timer)
+
+
+def _is_lora(method: str) -> bool:
+    from cit_core.methods import METHODS
+    cls = METHODS.get(method)
+    return bool(cls and cls.uses_lora)

@@ -59,6 +59,12 @@ class Method:
         """Fisher, buffer fill, router fit, EMA replace... Returns info to log."""
         return {}
 
+    def extra_states(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Named weight states besides the live ones (I-LoRA's slow learner, LCIA's EMA), each keyed like
+        the trained adapter's tensors with the adapter name removed (lora_tools.state_of). The trainer
+        copies them at every task end, just before after_task, into snapshots and checkpoints."""
+        return {}
+
     def route(self, examples) -> list[str | None]:
         """Adapter name per prompt at inference (None = the model as it is)."""
         return [None] * len(examples)

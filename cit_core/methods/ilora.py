@@ -39,7 +39,7 @@ from ..data import Pool
 from ..model import lora_config
 from ..tokenize import IGNORE_INDEX
 from .base import Method
-from .lora_tools import active_adapter, adapter_parameters, copy_adapter, short_names, train_only
+from .lora_tools import active_adapter, adapter_parameters, copy_adapter, short_names, state_of, train_only
 
 
 @dataclass
@@ -210,6 +210,9 @@ class ILoRA(Method):
         if not self.pairs:
             return 0.0
         return float(torch.stack([((s - f).float() ** 2).sum() for _, f, s in self.pairs]).sum().sqrt())
+
+    def extra_states(self):
+        return {"slow": state_of(self.model, "slow")}
 
     def route(self, examples):
         return [self.options.infer] * len(examples)

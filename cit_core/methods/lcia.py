@@ -36,7 +36,7 @@ from ..config import knob, validate
 from ..model import lora_config
 from ..similarity import tfidf_similarity
 from .base import Method
-from .lora_tools import active_adapter, adapter_parameters, copy_adapter, short_names, train_only
+from .lora_tools import active_adapter, adapter_parameters, copy_adapter, short_names, state_of, train_only
 
 
 @dataclass
@@ -185,6 +185,15 @@ class LCIA(Method):
             sum(r == self.groups[home[t]].adapter for r in self.route(seen.eval)) / len(seen.eval)
             for t, seen in enumerate(self.ctx.lesson.tasks[:index + 1])]
         return info
+
+    def extra_states(self):
+        """While a DEMA task runs: its EMA θ* ("ema", which replaces the live weights at the task end) and
+        the optimizer's own weights before that replacement ("raw"); nothing during plain-LoRA tasks."""
+        if self.dema is None:
+            return {}
+        tag = f".{self.groups[self.current].adapter}."
+        return {"ema": {n.replace(tag, "."): t.detach().clone() for n, t in self.dema.shadow.items()},
+                "raw": state_of(self.model, self.groups[self.current].adapter)}
 
     # -- inference ----------------------------------------------------------------------------
     def _similarity(self, instruction: str, k: int) -> float:
