@@ -15,9 +15,12 @@ import gradio as gr  # noqa: E402
 
 from cit_core.registry import RunRegistry  # noqa: E402
 from pages.coefficients import build_coefficients_tab  # noqa: E402
+from pages.compare import build_compare_tab  # noqa: E402
 from pages.connectivity import build_connectivity_tab  # noqa: E402
 from pages.embeddings import build_embeddings_tab  # noqa: E402
 from pages.forgetting import build_forgetting_tab  # noqa: E402
+from pages.runs import build_runs_tab  # noqa: E402
+from pages.source import LIVE  # noqa: E402
 from pages.train import build_train_tab  # noqa: E402
 
 TITLE = "CIT Explorer"
@@ -32,6 +35,8 @@ VIEWS = {
     "coefficients": ("Coefficients", build_coefficients_tab),
     "connectivity": ("Connectivity", build_connectivity_tab),
     "embeddings": ("Embeddings", build_embeddings_tab),
+    "compare": ("Compare", build_compare_tab),
+    "runs": ("Runs", build_runs_tab),
 }
 
 CSS = """
@@ -62,18 +67,32 @@ def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Train", id="train"):
                 train = build_train_tab(registry)
-            views = {}
+            views, pickers = {}, []
             for tab_id, (title, builder) in VIEWS.items():
-                with gr.Tab(title, id=tab_id):
+                with gr.Tab(title, id=tab_id) as tab:
                     views[tab_id] = builder(registry, train.components["state"])
+                pickers += _source_pickers(tab)
             with gr.Tab("About", id="about"):
                 gr.Markdown(ABOUT)
+        if "runs" in views:             # "Open in every view" sets every analysis view's run picker
+            views["runs"].wire_open(pickers)
         timers = [v.timer for v in views.values()]
         tabs.select(_active_timers(list(views)), None, timers, concurrency_limit=None, show_progress="hidden")
         demo.unload(train.unload)
+        train.url.wire_load(demo)           # the page URL's query (settings, workshop, hidden controls)
     demo.queue(max_size=QUEUE_MAX_SIZE)
     demo.cit_registry = registry            # for tests and later tabs
     return demo
+
+
+def _source_pickers(block) -> list:
+    """The run pickers inside a tab: dropdowns offering this session's live run (pages/source.py choices)."""
+    found = []
+    for child in getattr(block, "children", None) or []:
+        if isinstance(child, gr.Dropdown) and any(value == LIVE for _, value in child.choices or []):
+            found.append(child)
+        found += _source_pickers(child)
+    return found
 
 
 def _active_timers(tab_ids: list[str]):

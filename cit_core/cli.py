@@ -36,29 +36,26 @@ def build_config(args) -> RunConfig:
 
 def cmd_run(args) -> int:
     from .events import Evaluated, RunEnded, RunFailed, StepLogged, TaskEnded
-    from .runs import RunWriter
     from .trainer import Trainer
     cfg = build_config(args)
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, run_dir=args.out)   # the trainer writes the run directory itself
     started = time.perf_counter()
-    with RunWriter(args.out, cfg.to_dict()) as writer:
-        for event in trainer.events():
-            writer.write(event)
-            if isinstance(event, StepLogged) and event.step % 50 == 0:
-                _progress(f"step {event.step}/{trainer.log.total_steps} task {event.task + 1} "
-                          f"loss {event.loss:.4f}")
-            elif isinstance(event, Evaluated) and event.task < 0:
-                _progress(f"base scores {_fmt(event.scores)}")
-            elif isinstance(event, TaskEnded):
-                _progress(f"after task {event.task + 1} ({trainer.lesson.tasks[event.task].name}): "
-                          f"{_fmt(event.acc_row)}")
-            elif isinstance(event, RunFailed):
-                _progress(f"error: {event.message}")
-                return 1
-            elif isinstance(event, RunEnded):
-                m = event.summary["metrics"]
-                _progress("done in {:.1f} s: ".format(time.perf_counter() - started)
-                          + " ".join(f"{k}={v:.3f}" for k, v in m.items()))
+    for event in trainer.events():
+        if isinstance(event, StepLogged) and event.step % 50 == 0:
+            _progress(f"step {event.step}/{trainer.log.total_steps} task {event.task + 1} "
+                      f"loss {event.loss:.4f}")
+        elif isinstance(event, Evaluated) and event.task < 0:
+            _progress(f"base scores {_fmt(event.scores)}")
+        elif isinstance(event, TaskEnded):
+            _progress(f"after task {event.task + 1} ({trainer.lesson.tasks[event.task].name}): "
+                      f"{_fmt(event.acc_row)}")
+        elif isinstance(event, RunFailed):
+            _progress(f"error: {event.message}")
+            return 1
+        elif isinstance(event, RunEnded):
+            m = event.summary["metrics"]
+            _progress("done in {:.1f} s: ".format(time.perf_counter() - started)
+                      + " ".join(f"{k}={v:.3f}" for k, v in m.items()))
     return 0
 
 
@@ -95,9 +92,39 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .compare import load_runs, run_row, table_text
+    from .export import metrics_csv
+    rows = [run_row(r) for r in load_runs(args.dirs)]
+    print(table_text(rows))
+    if args.out:
+        try:
+            Path(args.out).write_text(metrics_csv(rows), encoding="utf-8")
+        except OSError as err:
+            raise ValueError(f"cannot write {args.out}: {err.strerror or err}") from err
+        _progress(f"wrote {args.out}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from .compare import CompareError, load_run, store_row
+    from .store import list_runs, run_path, runs_root
+    names = list_runs()
+    _progress(f"{len(names)} runs in {runs_root()}")
+    for name in names:
+        try:
+            row = store_row(load_run(run_path(name)))
+        except CompareError as err:
+            print(f"{name}\tunreadable: {err}")
+            continue
+        print("\t".join(str(row[k]) for k in ("run", "method", "seed", "tasks done", "AP", "BWT",
+                                               "forgetting", "created", "size")))
+    return 0
+
+
 def cmd_probe_connectivity(args) -> int:
     from .connectivity import probe_run
-    out = probe_run(Path(args.run), points=args.points, log=_progress)
+    out = probe_run(Path(args.run), points=args.points, log=_progress, max_eval=args.max_eval or None)
     print(out)
     return 0
 
@@ -150,12 +177,21 @@ def parser() -> argparse.ArgumentParser:
                                                "-> DIR/connectivity.json")
     c.add_argument("--run", required=True, metavar="DIR")
     c.add_argument("--points", type=int, default=11, help="interpolation points from a=0 to a=1")
+    c.add_argument("--max-eval", type=int, default=32, metavar="N",
+                   help="held-out examples per task at each point (0 = all)")
     c.set_defaults(func=cmd_probe_connectivity)
     e = probes.add_parser("embeddings", help="2-D map of the lesson's instruction embeddings and the "
                                              "methods' similarity matrices -> DIR/embeddings.json")
     e.add_argument("--run", required=True, metavar="DIR")
     e.add_argument("--projection", choices=["umap", "pca"], default="umap")
     e.set_defaults(func=cmd_probe_embeddings)
+    cp = sub.add_parser("compare", help="one row per run directory: method, seed, AP, BWT, FWT, forgetting, "
+                                        "wall_s (printed; --out writes CSV)")
+    cp.add_argument("dirs", nargs="+", metavar="DIR")
+    cp.add_argument("--out", metavar="FILE.csv")
+    cp.set_defaults(func=cmd_compare)
+    ls = sub.add_parser("runs", help="list the runs in the run store (CIT_RUNS_DIR)")
+    ls.set_defaults(func=cmd_runs)
     m = sub.add_parser("methods", help="list the registered methods")
     m.set_defaults(func=cmd_methods)
     v = sub.add_parser("validate", help="check lesson files; exit 0 when valid, 2 otherwise")
@@ -168,8 +204,14 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        # ModelUnavailable is looked up, not imported: importing cit_core.model would import torch for
+        # every command; if it was raised, the module is loaded
+        model = sys.modules.get(f"{__package__}.model")
+        if not isinstance(err, (ConfigError, ValueError)) and not (model and isinstance(err, model.ModelUnavailable)):
+            raise
+        # one line: a message may quote a multi-line cause (e.g. a Hub error)
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import shutil
+import time
+import weakref
 from pathlib import Path
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -28,7 +32,7 @@ def runs_root() -> Path:
 def run_path(name: str, root: Path | None = None) -> Path:
     """The directory of run `name` in the store; ValueError for a name that is not a plain folder name."""
     root = Path(root) if root is not None else runs_root()
-    if not isinstance(name, str) or not NAME.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not NAME.fullmatch(name) or name in (".", ".."):
         raise RunNotFound(f"not a run name: {name!r} (letters, digits, '.', '_' and '-' only)")
     path = root / name
     if path.resolve().parent != root.resolve():
@@ -41,6 +45,66 @@ def list_runs(root: Path | None = None) -> list[str]:
     root = Path(root) if root is not None else runs_root()
     if not root.is_dir():
         return []
-    found = [d for d in root.iterdir() if d.is_dir() and NAME.match(d.name) and (d / "events.jsonl").is_file()]
+    found = [d for d in root.iterdir() if d.is_dir() and NAME.fullmatch(d.name) and (d / "events.jsonl").is_file()]
     found.sort(key=lambda d: (d / "events.jsonl").stat().st_mtime, reverse=True)
     return [d.name for d in found]
+
+
+# -- runs written by this process ------------------------------------------------------------------
+# Trainers the app built with a run directory; weak, so a released run is forgotten once it is freed.
+_writers: "weakref.WeakSet" = weakref.WeakSet()
+RECENT_WRITE_S = 60.0    # an unfinished run written this recently may belong to another process
+
+
+def new_run_name(cfg) -> str:
+    """A readable, unique folder name: 20261125-104500-lcia-s0-3fa9c2 (time, method, seed, random tag)."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.method}-s{cfg.train.seed}-{secrets.token_hex(3)}"
+
+
+def new_run_dir(cfg, root: Path | None = None) -> Path:
+    return run_path(new_run_name(cfg), root)
+
+
+def track(trainer) -> None:
+    """Remember a trainer that writes a run directory, so that directory cannot be deleted under it."""
+    _writers.add(trainer)
+
+
+def writing_dirs() -> set[Path]:
+    """Directories of this process's trainers that have not finished (their files are still open)."""
+    return {Path(t.run_dir).resolve() for t in list(_writers)
+            if getattr(t, "run_dir", None) is not None and not t.finished}
+
+
+def find_trainer(path) -> object | None:
+    """The live trainer of this process that writes (or wrote) run directory `path`, if any."""
+    target = Path(path).resolve()
+    for trainer in list(_writers):
+        if getattr(trainer, "run_dir", None) is not None and Path(trainer.run_dir).resolve() == target:
+            return trainer
+    return None
+
+
+def delete_run(name: str, root: Path | None = None, busy: set[Path] | None = None) -> Path:
+    """Delete run `name` from the store. Refuses names that leave the store, folders that are not run
+    directories (no events.jsonl / config.json), symlinks, and runs being written (here or, judging by
+    an unfinished run's recent writes, by another process). Returns the deleted path."""
+    path = run_path(name, root)
+    if path.is_symlink() or not path.is_dir():
+        raise RunNotFound(f"no run named {name!r} in {path.parent}")
+    if not ((path / "events.jsonl").is_file() or (path / "config.json").is_file()):
+        raise RunNotFound(f"{name!r} is not a run directory; not deleting it")
+    busy = writing_dirs() if busy is None else busy
+    if path.resolve() in busy:
+        raise RunBusy(f"run {name!r} is still being trained in a session; pause and reset it first")
+    events = path / "events.jsonl"
+    if not (path / "summary.json").exists() and events.is_file() \
+            and time.time() - events.stat().st_mtime < RECENT_WRITE_S:
+        raise RunBusy(f"run {name!r} is unfinished and was written in the last {RECENT_WRITE_S:.0f} s; "
+                      "it may still be running")
+    shutil.rmtree(path)
+    return path
+
+
+class RunBusy(ValueError):
+    pass

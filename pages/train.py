@@ -28,6 +28,7 @@ from cit_core.model import ModelUnavailable
 from cit_core.registry import RegistryFull, Run, RunRegistry
 
 from . import figures
+from .workshop import UrlUI, keep_options
 
 logger = logging.getLogger("cit.app.train")
 
@@ -274,6 +275,9 @@ def lesson_markdown_for_run(run: Run) -> str:
              f"seed {cfg.train.seed}", ""]
     lines += [f"{i + 1}. **{t.name}**: {t.description or f'{len(t.train)} training examples'}"
               for i, t in enumerate(lesson.tasks)]
+    saved = getattr(run.trainer, "run_dir", None)
+    if saved is not None:       # every app run is written to the run store as it trains
+        lines += ["", f"_Saved as `{saved.name}` in the run store (Runs tab: open, compare, export, delete)._"]
     return "\n".join(lines)
 
 
@@ -506,6 +510,7 @@ def on_files(files):
 def build_train_tab(registry: RunRegistry) -> TrainTab:
     """Build the Train tab's components and events inside the current Blocks; returns the handlers."""
     tab = TrainTab(registry)
+    url = UrlUI()                       # shareable link, workshop guide, hideable controls (pages/workshop.py)
     d, rd = TrainConfig(), ReplayOptions()
     limit = train_concurrency()
 
@@ -522,7 +527,7 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
             lesson_info = gr.Markdown(lesson_preview(default_lesson()), elem_classes=["cit-small"])
             method = gr.Dropdown([(cls.title, key) for key, cls in METHODS.items()], value="seqft",
                                  label="Method", info="how the model is trained on the task sequence")
-            with gr.Accordion("About this method", open=False):
+            with gr.Accordion("About this method", open=False) as card_box:
                 method_card_md = gr.Markdown(method_card("seqft"), elem_classes=["cit-small"])
             with gr.Group(visible=False) as replay_box:
                 per_task = gr.Number(rd.per_task, label="Replay: examples kept per task", precision=0,
@@ -546,7 +551,9 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
                 eval_every = gr.Number(d.eval_every, label="Evaluate every", precision=0,
                                        info=help_text(TrainConfig, "eval_every"))
                 seed = gr.Number(d.seed, label="Seed", precision=0, info=help_text(TrainConfig, "seed"))
+            url.build_share()
         with gr.Column(scale=3, min_width=480):
+            url.build_guide()
             status = gr.Markdown("**No run yet** · press Play (or Step) to start with the settings on the left",
                                  elem_classes=["cit-status"])
             with gr.Row(elem_classes=["cit-buttons"]):
@@ -570,12 +577,14 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
     outputs = [run_state, status, matrix, matrix_md, curves, loss, metrics, lesson_info]
     assert len(outputs) == len(OUTPUT_KEYS)
 
-    def on_method(m):
+    def on_method(m, text, flags):
         free = has_free_options(m)
-        return (gr.update(visible=m == "replay"), gr.update(visible=free),
-                gr.update(value=""), options_help(m) if free else "", method_card(m))
+        shown = "options" not in (flags or {}).get("hide", ())      # a link may hide the options
+        return (gr.update(visible=m == "replay" and shown), gr.update(visible=free and shown),
+                gr.update(value=keep_options(text, m)), options_help(m) if free else "", method_card(m))
 
-    method.change(on_method, method, [replay_box, options_box, options_text, options_md, method_card_md],
+    method.change(on_method, [method, options_text, url.flags],
+                  [replay_box, options_box, options_text, options_md, method_card_md],
                   queue=False,
                   api_visibility="private")
     files.change(on_files, files, [lesson, lesson_info], concurrency_limit=None, api_visibility="private")
@@ -597,6 +606,12 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
     refresh.click(tab.status, [run_state], outputs, api_name="status", concurrency_limit=None,
                   show_progress="hidden")
     tab.components = dict(zip(OUTPUT_KEYS, outputs))
+    url.attach(dict(lesson=lesson, files=files, method=method, model=model, steps=steps, lr=lr, batch=batch,
+                    eval_every=eval_every, seed=seed, per_task=per_task, mix_ratio=mix_ratio, options_text=options_text),
+               dict(lesson=[lesson, files], method=[method, card_box], options=[], model=[model], steps=[steps],
+                    lr=[lr], batch=[batch], eval=[eval_every], seed=[seed], step=[step_n, step_btn]),
+               status, [replay_box, options_box])
+    tab.url = url                       # app.py: tab.url.wire_load(demo) applies the page URL on load
     tab.inputs = config_inputs
     return tab
 

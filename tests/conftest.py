@@ -1,6 +1,12 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# app runs are saved to the run store: tests write theirs into a throwaway folder, never ~/.cache
+os.environ["CIT_RUNS_DIR"] = tempfile.mkdtemp(prefix="cit-test-runs-")
+atexit.register(shutil.rmtree, os.environ["CIT_RUNS_DIR"], True)
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
