@@ -6,6 +6,7 @@ fails at the boundary with a message naming the field and the allowed range.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 
 
@@ -18,10 +19,17 @@ def knob(default, help: str, lo=None, hi=None, choices=None):
     return field(default=default, metadata={"help": help, "lo": lo, "hi": hi, "choices": choices})
 
 
+# Annotations are strings here (postponed evaluation); these are the plain types a field may declare.
+_PLAIN_TYPES = {"str": str, "bool": bool, "list": list}
+
+
 def validate(obj) -> None:
     for f in fields(obj):
         value, meta = getattr(obj, f.name), f.metadata
         where = f"{type(obj).__name__}.{f.name}"
+        want = _PLAIN_TYPES.get(f.type) if isinstance(f.type, str) else None
+        if want is not None and not isinstance(value, want):   # e.g. a number where a name belongs
+            raise ConfigError(f"{where} must be a {want.__name__}, got {type(value).__name__} {value!r}")
         if meta.get("choices") is not None and value not in meta["choices"]:
             raise ConfigError(f"{where} must be one of {list(meta['choices'])}, got {value!r}")
         lo, hi = meta.get("lo"), meta.get("hi")
@@ -90,6 +98,8 @@ class LessonConfig:
 
     def __post_init__(self):
         validate(self)
+        if not all(isinstance(f, (str, os.PathLike)) for f in self.files):
+            raise ConfigError("LessonConfig.files must be a list of file paths")
         if self.files and self.name == "default":
             self.name = "files"
 
@@ -104,8 +114,10 @@ class RunConfig:
 
     def __post_init__(self):
         from .methods import METHODS, method_options  # late: methods import config
-        if self.method not in METHODS:
+        if not isinstance(self.method, str) or self.method not in METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose from {sorted(METHODS)}")
+        if not isinstance(self.method_options, dict):
+            raise ConfigError(f"method_options must be a mapping, got {type(self.method_options).__name__}")
         # normalise options through the method's own dataclass: unknown keys and ranges are checked
         self.method_options = asdict(method_options(self.method, self.method_options))
 
@@ -125,7 +137,7 @@ class RunConfig:
                    model=_build(ModelConfig, data.get("model", {})),
                    train=_build(TrainConfig, data.get("train", {})),
                    lesson=_build(LessonConfig, data.get("lesson", {})),
-                   method_options=dict(data.get("method_options", {})))
+                   method_options=data.get("method_options", {}))
 
 
 def _build(cls, values: dict):

@@ -1,6 +1,7 @@
 """Model building: the tiny byte-level model (in code), SmolLM2 from its wheel, any HF causal LM.
 
-Nothing here downloads unless ModelConfig.allow_download is set and a Hub id is given.
+Nothing here downloads unless a Hub id is given, ModelConfig.allow_download is set (the user asked) and
+the server allows it (`hub_allowed()`: env CIT_ALLOW_HUB; off by default on a Hugging Face Space).
 The device is picked once, through accelerate.
 """
 from __future__ import annotations
@@ -91,13 +92,26 @@ def load_smollm2(dtype):
     return model.to(dtype), tok
 
 
+def hub_allowed() -> bool:
+    """The server's switch for Hub downloads: env CIT_ALLOW_HUB=1/0.
+
+    Unset: allowed on a local machine, refused on a Hugging Face Space (which sets SPACE_ID), so
+    visitors of a public Space cannot make the server download arbitrary repositories.
+    """
+    env = os.environ.get("CIT_ALLOW_HUB", "").strip().lower()
+    if env:
+        return env in ("1", "true", "yes", "on")
+    return "SPACE_ID" not in os.environ
+
+
 def load_hf(name: str, allow_download: bool, dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     local = Path(name).expanduser()
     if local.is_dir():
         source, offline = str(local), True
     else:
-        source, offline = name, not allow_download or os.environ.get("HF_HUB_OFFLINE") == "1"
+        may_download = allow_download and hub_allowed() and os.environ.get("HF_HUB_OFFLINE") != "1"
+        source, offline = name, not may_download
     try:
         tok = AutoTokenizer.from_pretrained(source, local_files_only=offline, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(source, local_files_only=offline, dtype=dtype,
@@ -106,7 +120,8 @@ def load_hf(name: str, allow_download: bool, dtype):
         if offline and not local.is_dir():
             raise ModelUnavailable(
                 f"model {name!r} is neither a local folder nor in the local Hugging Face cache; "
-                "downloading is off (enable 'allow download' and make sure there is network)") from err
+                "downloading is off (it needs 'allow download', a server with CIT_ALLOW_HUB not 0, "
+                "HF_HUB_OFFLINE unset and network)") from err
         raise ModelUnavailable(f"could not load model {name!r}: {err}") from err
     return model, tok
 

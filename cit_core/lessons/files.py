@@ -15,6 +15,7 @@ from pathlib import Path
 from .base import Example, Lesson, Task
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_FILES = 32                 # files per lesson: each is a task or more, and a run trains them all
 MAX_LINE_CHARS = 100_000
 EVAL_FRACTION = 0.2
 SUPERNI_EVAL_CAP = 64          # held-out decoding is the slow part; 64 examples give a usable score
@@ -22,8 +23,18 @@ MAX_LABELS = 10
 MAX_LABEL_WORDS = 3
 JSONL_FIELDS = ("task", "instruction", "input", "output")
 
-# C0 and C1 controls except \t and \n: they break tokenisers and the app's text boxes.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 and C1 controls except \t and \n: they break tokenisers and the app's text boxes. Lone surrogates
+# (JSON "\ud800") cannot be encoded as UTF-8, so tokenisers, seeding and run files would crash on them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _bad_char(value: str) -> str | None:
+    """'control character U+0007' / 'lone surrogate U+D800' for the first unusable character, else None."""
+    bad = _CONTROL.search(value)
+    if bad is None:
+        return None
+    code = ord(bad.group())
+    return f"{'lone surrogate' if 0xD800 <= code <= 0xDFFF else 'control character'} U+{code:04X}"
 
 
 class LessonFileError(ValueError):
@@ -50,8 +61,8 @@ def _read_text(path: Path) -> str:
     """File contents as text, after the size cap, emptiness and UTF-8 checks."""
     try:
         size = os.stat(path).st_size
-    except OSError as e:
-        raise LessonFileError(path, None, f"cannot read file: {e.strerror or e}") from None
+    except (OSError, ValueError) as e:     # ValueError: a NUL byte in the path
+        raise LessonFileError(path, None, f"cannot read file: {getattr(e, 'strerror', None) or e}") from None
     # Check the size before reading so a huge upload never lands in memory.
     if size > MAX_FILE_BYTES:
         raise LessonFileError(path, None, f"file is too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,})")
@@ -178,9 +189,9 @@ def _jsonl_record(path: Path, lineno: int, line: str) -> dict:
         value = row[key]
         if not isinstance(value, str):
             raise LessonFileError(path, lineno, f"wrong type for field {key!r}: expected a string, got {type(value).__name__}")
-        bad = _CONTROL.search(value)
+        bad = _bad_char(value)
         if bad:
-            raise LessonFileError(path, lineno, f"control character U+{ord(bad.group()):04X} in field {key!r}")
+            raise LessonFileError(path, lineno, f"{bad} in field {key!r}")
     # Empty input is fine (instruction-only rows); the rest must say something.
     for key in ("task", "instruction", "output"):
         if not row[key].strip():
@@ -234,6 +245,8 @@ def _superni_instruction(path: Path, definition) -> str:
     text = " ".join(p.strip() for p in parts if p.strip())
     if not text:
         raise LessonFileError(path, None, "'Definition' is empty")
+    if _bad_char(text):
+        raise LessonFileError(path, None, f"{_bad_char(text)} in 'Definition'")
     return text
 
 
@@ -249,6 +262,9 @@ def _superni_target(path: Path, index: int, inst) -> tuple[str, str | None]:
     outputs = inst["output"]
     if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
         raise LessonFileError(path, None, f"instance {index}: 'output' must be a list of strings")
+    for key, value in [("input", inst["input"]), *(("output", o) for o in outputs)]:
+        if _bad_char(value):
+            raise LessonFileError(path, None, f"instance {index}: {_bad_char(value)} in field {key!r}")
     # The first output is the target; if it is blank, a later non-blank one is still a valid answer.
     target = next((o for o in outputs if o.strip()), None)
     return inst["input"], target
@@ -296,6 +312,8 @@ def _trace_example(path: Path, index: int, rec) -> Example:
             raise LessonFileError(path, None, f"record {index}: missing field {key!r}")
         if not isinstance(rec[key], str):
             raise LessonFileError(path, None, f"record {index}: wrong type for field {key!r}: expected a string")
+        if _bad_char(rec[key]):
+            raise LessonFileError(path, None, f"record {index}: {_bad_char(rec[key])} in field {key!r}")
     if not rec["answer"].strip():
         raise LessonFileError(path, None, f"record {index}: empty field 'answer'")
     # Downstream code needs a non-empty instruction: the first non-blank prompt line is it.
@@ -349,6 +367,8 @@ def load_lesson_files(paths, name: str = "uploaded") -> Lesson:
     paths = [Path(p) for p in paths]
     if not paths:
         raise LessonFileError(None, None, "no files given")
+    if len(paths) > MAX_FILES:
+        raise LessonFileError(None, None, f"too many files ({len(paths)}; the limit is {MAX_FILES})")
     tasks, source = [], {}
     for path in paths:
         for task in _tasks_from_file(path):
