@@ -14,6 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from cit_core.registry import RunRegistry  # noqa: E402
+from cit_core.spaces_gpu import env_int, queue_size_for  # noqa: E402
 from pages.coefficients import build_coefficients_tab  # noqa: E402
 from pages.compare import build_compare_tab  # noqa: E402
 from pages.connectivity import build_connectivity_tab  # noqa: E402
@@ -21,10 +22,11 @@ from pages.embeddings import build_embeddings_tab  # noqa: E402
 from pages.forgetting import build_forgetting_tab  # noqa: E402
 from pages.runs import build_runs_tab  # noqa: E402
 from pages.source import LIVE  # noqa: E402
-from pages.train import build_train_tab  # noqa: E402
+from pages.train import build_train_tab, train_concurrency  # noqa: E402
 
 TITLE = "CIT Explorer"
-QUEUE_MAX_SIZE = int(os.environ.get("CIT_QUEUE_MAX", "64"))
+# pending events: 64 for one training slot, more where the hardware trains several runs at once
+QUEUE_MAX_SIZE = env_int("CIT_QUEUE_MAX", queue_size_for(train_concurrency()))
 MAX_RUNS = int(os.environ.get("CIT_MAX_RUNS", "8"))
 IDLE_TTL_S = float(os.environ.get("CIT_IDLE_TTL_S", "1800"))
 

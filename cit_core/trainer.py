@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed
 from .config import RunConfig
 from .data import BatchSampler, Pool
 from .evaluate import generate_answers, score_task
@@ -38,8 +39,13 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         started = time.perf_counter()
+        # under torchrun / accelerate launch: this process's rank (one process: rank 0 of 1, no collectives)
+        self.dist = distributed.setup()
+        if cfg.train.batch_size < self.dist.world:
+            raise ValueError(f"batch_size ({cfg.train.batch_size}) must be at least the number of processes "
+                             f"({self.dist.world}): each process trains on its share of every batch")
         self.lesson = lesson or load_lesson(cfg.lesson, seed=cfg.train.seed)
-        self.bundle = bundle or build_model(cfg.model, seed=cfg.train.seed)
+        self.bundle = bundle or build_model(cfg.model, seed=cfg.train.seed, device=self.dist.device)
         self.encoder = Encoder(self.bundle.tokenizer, self.bundle.fmt, cfg.train.max_len)
         ctx = RunContext(cfg, self.lesson, self.bundle, self.encoder, random.Random(f"method-{cfg.train.seed}"))
         self.method = METHODS[cfg.method](method_options(cfg.method, cfg.method_options), ctx)
@@ -48,11 +54,14 @@ class Trainer:
         self._mixed = _use_mixed_precision(self.bundle.device)
         if self._mixed:
             _trainable_to_fp32(self.model)
+        distributed.broadcast_module(self.model, self.dist)   # rank 0's init everywhere
         self.setup_seconds = time.perf_counter() - started
         self.log = RunLog()
         self.steps_done = 0
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self._writer = RunWriter(self.run_dir, cfg.to_dict()) if self.run_dir is not None else None
+        # only rank 0 writes; the other ranks run the same loop (same events) without files
+        self._writer = RunWriter(self.run_dir, cfg.to_dict()) \
+            if self.run_dir is not None and self.dist.is_main else None
         # task index -> task-end Snapshot (CPU copies), for the live Connectivity view; with a run_dir and
         # more than MEMORY_LIMIT_PARAMS trainable parameters they stay on disk only (checkpoints/)
         self.snapshots: dict[int, Snapshot] = {}
@@ -168,7 +177,7 @@ class Trainer:
         """DriftLogged for the task, a checkpoint (with a run_dir) and the in-memory task-end snapshot."""
         end = take_snapshot(self.model, start.task, "end", self.method.uses_lora, extras)
         events = [DriftLogged(start.task, drift(start, end, self.model))]
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.dist.is_main:
             ref = f"checkpoints/task{start.task}.safetensors"
             write_checkpoint(self.run_dir / ref, end)
             events.append(Checkpointed(start.task, ref))
@@ -187,27 +196,35 @@ class Trainer:
 
     def _train_step(self, index, sampler, optimizer):
         started = time.perf_counter()
-        examples, sources, task_ids = sampler.next_batch()
+        # every rank draws the same global batch and keeps its rows: the data order of one process
+        examples, sources, task_ids = (self.dist.shard(rows) for rows in sampler.next_batch())
         batch = self.encoder.collate(examples, sources, task_ids).to(self.bundle.device)
         self.model.train()      # hooks may have switched to eval mode (feature extraction)
         with self._autocast():
             out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
             extra, scalars = self.method.loss(batch, out)
         loss = out.loss if extra is None else out.loss + extra
-        value = float(loss.detach())
-        if not math.isfinite(value):
+        value, ce, n_tokens = float(loss.detach()), float(out.loss.detach()), batch.n_tokens
+        if self.dist.active:
+            step = distributed.combine_step(self.dist, ce, distributed.answer_tokens(batch.labels), n_tokens,
+                                            None if extra is None else float(extra.detach()), scalars)
+            # CE weighted by this rank's share of the answer tokens: the averaged gradient is the full batch's
+            loss = out.loss * step.ce_weight if extra is None else out.loss * step.ce_weight + extra
+            value, ce, n_tokens, scalars = step.value, step.ce, step.n_tokens, step.scalars
+        if not math.isfinite(value):   # the global value: every rank stops at the same step
             return RunFailed(index, self.steps_done + 1,
                              f"loss became {value} at step {self.steps_done + 1} (task {index + 1}); "
                              "lower the learning rate. Every event before this one is kept.")
         loss.backward()
+        distributed.average_gradients([p for g in optimizer.param_groups for p in g["params"]], self.dist)
         if self.cfg.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.cfg.train.grad_clip)
         optimizer.step()
         self.method.after_step_values = self.method.after_step(self.steps_done + 1)
         optimizer.zero_grad(set_to_none=True)
         self.steps_done += 1
-        scalars = {"ce": float(out.loss.detach()), **{k: float(v) for k, v in scalars.items()}}
-        return StepLogged(index, self.steps_done, value, scalars, batch.n_tokens,
+        scalars = {"ce": ce, **{k: float(v) for k, v in scalars.items()}}
+        return StepLogged(index, self.steps_done, value, scalars, n_tokens,
                           time.perf_counter() - started)
 
     def _evaluation(self, index) -> Evaluated:

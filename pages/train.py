@@ -42,11 +42,14 @@ MODEL_CHOICES = ["tiny", "smollm2"]
 
 
 def train_concurrency() -> int:
-    """How many Play/Step events may train at once: half the CPU cores (env CIT_TRAIN_CONCURRENCY)."""
+    """How many Play/Step events may train at once, sized from the hardware found (env CIT_TRAIN_CONCURRENCY):
+    half the CPU cores without CUDA (one run at a time on a 2-vCPU CPU-basic Space), up to 4 with CUDA."""
     env = os.environ.get("CIT_TRAIN_CONCURRENCY", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return max(1, (os.cpu_count() or 2) // 2)
+    import torch
+    from cit_core.spaces_gpu import train_concurrency_for
+    return train_concurrency_for(os.cpu_count(), torch.cuda.is_available())
 
 
 def torch_threads() -> int:

@@ -52,7 +52,7 @@ def test_four_sessions_play_at_once_without_cross_talk(app):
     # the registry is full now: one more session gets the busy message as its status, not an error
     extra = results[0]["client"].__class__(url, verbose=False)
     status = extra.predict(**dict(SHORT, seed=9), api_name="/reset")[0]
-    assert status.startswith(f"Server busy: {SESSIONS} runs are active"), status
+    assert f"Server busy: {SESSIONS} runs are active" in status, status
     assert "Try again in a minute" in status and "Traceback" not in status
     assert len(registry) == SESSIONS
     assert time.monotonic() - started < 120
