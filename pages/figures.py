@@ -28,11 +28,20 @@ def task_labels(tasks: list[str]) -> list[str]:
     return [f"{i + 1}. {short(t)}" for i, t in enumerate(tasks)]
 
 
+def _layout(height: int, title: str, **extra) -> dict:
+    return dict(template="none", height=height, font=FONT, paper_bgcolor="white", plot_bgcolor="white",
+                title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)), **extra)
+
+
 def _base_layout(fig: go.Figure, height: int, title: str, **extra) -> go.Figure:
-    fig.update_layout(template="none", height=height, font=FONT, paper_bgcolor="white",
-                      plot_bgcolor="white", title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)),
-                      **extra)
+    fig.update_layout(**_layout(height, title, **extra))
     return fig
+
+
+def _figure(traces: list[dict], layout: dict) -> go.Figure:
+    """Build a figure in one constructor call: plotly validates it once. The live Train tab redraws
+    several times a second, and per-call add_trace / update_layout cost about 7x more (bench/RESULTS.md)."""
+    return go.Figure(data=traces, layout=layout)
 
 
 def _segments(tasks: list[str], steps_per_task: int, boundaries: list[int]) -> list[tuple[int, int]]:
@@ -68,11 +77,11 @@ def matrix_figure(tasks: list[str], base_scores: list[float], acc_matrix: list[l
     text = [["" if v is None else f"{v:.2f}" for v in row] for row in values]
     hover_rows = ["before training"] + [f"after training task {i + 1} ({t})" for i, t in enumerate(tasks)]
     custom = [[[hover_rows[r], tasks[c]] for c in range(T)] for r in range(T + 1)]
-    fig = go.Figure(go.Heatmap(
-        z=values, x=cols, y=labels, text=text, texttemplate="%{text}", textfont=dict(size=13),
+    heat = dict(
+        type="heatmap", z=values, x=cols, y=labels, text=text, texttemplate="%{text}", textfont=dict(size=13),
         customdata=custom, colorscale=MATRIX_SCALE, zmin=0, zmax=1, xgap=2, ygap=2,
         hovertemplate="%{customdata[0]}<br>score on %{customdata[1]}: %{z:.3f}<extra></extra>",
-        colorbar=dict(title=dict(text="score"), thickness=12, len=0.9), hoverongaps=False))
+        colorbar=dict(title=dict(text="score"), thickness=12, len=0.9), hoverongaps=False)
     # outline the diagonal: each task's score right after it was trained
     shapes = [dict(type="rect", xref="x", yref="y", x0=i - 0.5, x1=i + 0.5, y0=i + 0.5, y1=i + 1.5,
                    line=dict(color="#D55E00", width=2)) for i in range(min(len(acc_matrix), T))]
@@ -80,11 +89,10 @@ def matrix_figure(tasks: list[str], base_scores: list[float], acc_matrix: list[l
         # the row being trained now: a dashed outline where the next numbers will appear
         shapes.append(dict(type="rect", xref="x", yref="y", x0=-0.5, x1=T - 0.5, y0=current_task + 0.5,
                            y1=current_task + 1.5, line=dict(color="#555", width=1.5, dash="dot")))
-    _base_layout(fig, matrix_height(T), "Accuracy matrix", shapes=shapes,
-                 margin=dict(l=150, r=20, t=40, b=70))
-    fig.update_xaxes(side="bottom", tickangle=-30 if T > 4 else 0, showgrid=False, fixedrange=True)
-    fig.update_yaxes(autorange="reversed", showgrid=False, fixedrange=True)
-    return fig
+    return _figure([heat], _layout(
+        matrix_height(T), "Accuracy matrix", shapes=shapes, margin=dict(l=150, r=20, t=40, b=70),
+        xaxis=dict(side="bottom", tickangle=-30 if T > 4 else 0, showgrid=False, fixedrange=True),
+        yaxis=dict(autorange="reversed", showgrid=False, fixedrange=True)))
 
 
 def _fmt(v) -> str:
@@ -103,8 +111,8 @@ def matrix_markdown(tasks: list[str], base_scores: list[float], acc_matrix: list
 
 
 # -- curves -------------------------------------------------------------------------------------
-def _task_bands(fig: go.Figure, tasks: list[str], segments, current_task: int, y_label: float) -> None:
-    """Vertical lines at task boundaries, the current task shaded, each task's name on top."""
+def _task_bands(tasks: list[str], segments, current_task: int, y_label: float) -> dict:
+    """Layout entries: vertical lines at task boundaries, the current task shaded, each task's name on top."""
     shapes, notes = [], []
     for i, (start, end) in enumerate(segments):
         if i > 0:
@@ -117,29 +125,28 @@ def _task_bands(fig: go.Figure, tasks: list[str], segments, current_task: int, y
         notes.append(dict(x=(start + end) / 2, y=y_label, xref="x", yref="paper", text=label, showarrow=False,
                           font=dict(size=11, color="#0072B2" if i == current_task else "#555"),
                           yanchor="bottom"))
-    fig.update_layout(shapes=shapes, annotations=notes)
+    return dict(shapes=shapes, annotations=notes)
 
 
 def curves_figure(tasks: list[str], curve_steps: list[int], curve_scores: list[list[float]],
                   boundaries: list[int], steps_per_task: int, current_task: int = -1,
                   total_steps: int | None = None) -> go.Figure:
     """Score of every task at each periodic evaluation, over global steps."""
-    fig = go.Figure()
+    traces = []
     for j, name in enumerate(tasks):
         ys = [row[j] if j < len(row) else None for row in curve_scores]
-        fig.add_trace(go.Scatter(
-            x=list(curve_steps), y=ys, mode="lines+markers", name=f"{j + 1}. {short(name)}",
+        traces.append(dict(
+            type="scatter", x=list(curve_steps), y=ys, mode="lines+markers", name=f"{j + 1}. {short(name)}",
             line=dict(color=OKABE_ITO[j % len(OKABE_ITO)], dash=DASHES[(j // len(OKABE_ITO) + j) % len(DASHES)],
                       width=2),
             marker=dict(size=5), hovertemplate=f"{name}: %{{y:.2f}}<extra></extra>"))
     total = total_steps or steps_per_task * len(tasks) or 1
-    _task_bands(fig, tasks, _segments(tasks, steps_per_task, boundaries), current_task, 1.0)
-    _base_layout(fig, 400, "Score of every task during training", hovermode="x unified",
-                 margin=dict(l=55, r=20, t=60, b=100),
-                 legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"))
-    fig.update_xaxes(range=[0, total], title=dict(text="global step"), gridcolor=GRID, zeroline=False)
-    fig.update_yaxes(range=[-0.03, 1.03], title=dict(text="score"), gridcolor=GRID, zeroline=False)
-    return fig
+    bands = _task_bands(tasks, _segments(tasks, steps_per_task, boundaries), current_task, 1.0)
+    return _figure(traces, _layout(
+        400, "Score of every task during training", hovermode="x unified", margin=dict(l=55, r=20, t=60, b=100),
+        legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"), **bands,
+        xaxis=dict(range=[0, total], title=dict(text="global step"), gridcolor=GRID, zeroline=False),
+        yaxis=dict(range=[-0.03, 1.03], title=dict(text="score"), gridcolor=GRID, zeroline=False)))
 
 
 def _downsample(points: list[tuple[int, float]], limit: int = MAX_LOSS_POINTS):
@@ -167,23 +174,22 @@ def loss_figure(losses: list[tuple[int, float]], tasks: list[str], boundaries: l
                 steps_per_task: int, current_task: int = -1, total_steps: int | None = None) -> go.Figure:
     """Training loss per optimizer step (log scale when every value is positive) and its moving average."""
     xs, ys = _downsample(losses)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="loss", line=dict(color="#999", width=1),
-                             hovertemplate="step %{x}: loss %{y:.4f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=xs, y=_ema(ys), mode="lines", name="moving average",
-                             line=dict(color="#0072B2", width=2),
-                             hovertemplate="step %{x}: average %{y:.4f}<extra></extra>"))
+    ys = [float(f"{y:.4g}") for y in ys]     # 4 significant digits: what the hover shows, half the JSON
+    traces = [dict(type="scatter", x=xs, y=ys, mode="lines", name="loss", line=dict(color="#999", width=1),
+                   hovertemplate="step %{x}: loss %{y:.4f}<extra></extra>"),
+              dict(type="scatter", x=xs, y=_ema(ys), mode="lines", name="moving average",
+                   line=dict(color="#0072B2", width=2), hovertemplate="step %{x}: average %{y:.4f}<extra></extra>")]
     total = total_steps or steps_per_task * len(tasks) or 1
-    _task_bands(fig, tasks, _segments(tasks, steps_per_task, boundaries), current_task, 1.0)
+    bands = _task_bands(tasks, _segments(tasks, steps_per_task, boundaries), current_task, 1.0)
     log_y = bool(ys) and min(ys) > 0
     # as tall as the matrix it sits beside (within reason)
-    _base_layout(fig, min(450, max(300, matrix_height(len(tasks)))), "Training loss", margin=dict(l=55, r=20, t=60, b=70),
-                 legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom", font=dict(size=11)),
-                 showlegend=False)
-    fig.update_xaxes(range=[0, total], title=dict(text="global step"), gridcolor=GRID, zeroline=False)
-    fig.update_yaxes(type="log" if log_y else "linear", title=dict(text="loss"), gridcolor=GRID, zeroline=False,
-                     **({"dtick": 1, "exponentformat": "power"} if log_y else {}))
-    return fig
+    return _figure(traces, _layout(
+        min(450, max(300, matrix_height(len(tasks)))), "Training loss", margin=dict(l=55, r=20, t=60, b=70),
+        legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom", font=dict(size=11)),
+        showlegend=False, **bands,
+        xaxis=dict(range=[0, total], title=dict(text="global step"), gridcolor=GRID, zeroline=False),
+        yaxis=dict(type="log" if log_y else "linear", title=dict(text="loss"), gridcolor=GRID, zeroline=False,
+                   **({"dtick": 1, "exponentformat": "power"} if log_y else {}))))
 
 
 # -- metrics ------------------------------------------------------------------------------------
