@@ -39,22 +39,23 @@ def cmd_run(args) -> int:
     from .trainer import Trainer
     cfg = build_config(args)
     trainer = Trainer(cfg, run_dir=args.out)   # the trainer writes the run directory itself
+    progress = _progress if trainer.dist.is_main else (lambda *_: None)   # one voice under torchrun
     started = time.perf_counter()
     for event in trainer.events():
         if isinstance(event, StepLogged) and event.step % 50 == 0:
-            _progress(f"step {event.step}/{trainer.log.total_steps} task {event.task + 1} "
+            progress(f"step {event.step}/{trainer.log.total_steps} task {event.task + 1} "
                       f"loss {event.loss:.4f}")
         elif isinstance(event, Evaluated) and event.task < 0:
-            _progress(f"base scores {_fmt(event.scores)}")
+            progress(f"base scores {_fmt(event.scores)}")
         elif isinstance(event, TaskEnded):
-            _progress(f"after task {event.task + 1} ({trainer.lesson.tasks[event.task].name}): "
+            progress(f"after task {event.task + 1} ({trainer.lesson.tasks[event.task].name}): "
                       f"{_fmt(event.acc_row)}")
         elif isinstance(event, RunFailed):
-            _progress(f"error: {event.message}")
+            progress(f"error: {event.message}")
             return 1
         elif isinstance(event, RunEnded):
             m = event.summary["metrics"]
-            _progress("done in {:.1f} s: ".format(time.perf_counter() - started)
+            progress("done in {:.1f} s: ".format(time.perf_counter() - started)
                       + " ".join(f"{k}={v:.3f}" for k, v in m.items()))
     return 0
 
@@ -119,6 +120,23 @@ def cmd_runs(args) -> int:
             continue
         print("\t".join(str(row[k]) for k in ("run", "method", "seed", "tasks done", "AP", "BWT",
                                                "forgetting", "created", "size")))
+    return 0
+
+
+def cmd_gallery_build(args) -> int:
+    from .gallery import build
+    entries = build(args.from_dir, args.out, seed=args.seed, log=_progress)
+    total = sum(e["size"] for e in entries)
+    print(f"{len(entries)} recordings in {args.out or 'assets/gallery'} ({total / 1024:.0f} KiB)")
+    return 0
+
+
+def cmd_gallery_list(args) -> int:
+    from .gallery import index
+    for e in index(args.dir):
+        m = e["metrics"]
+        print(f"{e['name']}\tseed {e['seed']}\t{e['lesson']}\tAP {m.get('AP', float('nan')):.3f}\t"
+              f"BWT {m.get('BWT', float('nan')):.3f}\tdrift {'yes' if e['has_drift'] else 'no'}\t{e['size']} B")
     return 0
 
 
@@ -192,6 +210,16 @@ def parser() -> argparse.ArgumentParser:
     cp.set_defaults(func=cmd_compare)
     ls = sub.add_parser("runs", help="list the runs in the run store (CIT_RUNS_DIR)")
     ls.set_defaults(func=cmd_runs)
+    g = sub.add_parser("gallery", help="the shipped recordings (assets/gallery)")
+    gs = g.add_subparsers(dest="gallery", required=True)
+    gb = gs.add_parser("build", help="pack finished run directories (e.g. a sweep's DIR) into the gallery")
+    gb.add_argument("--from", dest="from_dir", required=True, metavar="DIR")
+    gb.add_argument("--out", default=None, metavar="DIR", help="default: assets/gallery")
+    gb.add_argument("--seed", type=int, default=0, help="which seed's runs to pack (default 0)")
+    gb.set_defaults(func=cmd_gallery_build)
+    gl = gs.add_parser("list", help="list the recordings")
+    gl.add_argument("--dir", default=None, metavar="DIR", help="default: assets/gallery")
+    gl.set_defaults(func=cmd_gallery_list)
     m = sub.add_parser("methods", help="list the registered methods")
     m.set_defaults(func=cmd_methods)
     v = sub.add_parser("validate", help="check lesson files; exit 0 when valid, 2 otherwise")

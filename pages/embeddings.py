@@ -12,6 +12,7 @@ instructions instead and rings them on the map.
 from __future__ import annotations
 
 import html
+import json
 import textwrap
 from dataclasses import dataclass
 
@@ -79,11 +80,15 @@ _tasks_memo: dict[tuple, list] = {}  # a saved run's rebuilt tasks (regenerating
 
 
 def _saved_tasks(run_dir, log) -> list:
-    config = run_dir / "config.json"
-    key = (str(run_dir), config.stat().st_mtime_ns if config.is_file() else None, tuple(log.tasks))
+    if run_dir is None:            # a recorded gallery run: its log carries the config it ran with
+        key = ("recorded", json.dumps(log.config, sort_keys=True, default=str), tuple(log.tasks))
+    else:
+        config = run_dir / "config.json"
+        key = (str(run_dir), config.stat().st_mtime_ns if config.is_file() else None, tuple(log.tasks))
     if key not in _tasks_memo:
         _tasks_memo.clear()
-        _tasks_memo[key] = emb.run_tasks(run_dir, log)[0]
+        _tasks_memo[key] = emb.config_tasks(log.config, log, "the recorded run") if run_dir is None \
+            else emb.run_tasks(run_dir, log)[0]
     return _tasks_memo[key]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from cit_core import gallery
 from cit_core.config import ConfigError, LessonConfig, ModelConfig, RunConfig, TrainConfig, help_text
 from cit_core.lessons import default_lesson
 from cit_core.lessons.files import LessonFileError, load_lesson_files
@@ -39,6 +40,8 @@ LOCK_WAIT_S = 60.0              # Pause / status wait at most this long for a ch
 LESSON_DEFAULT = "default"
 LESSON_FILES = "uploaded files"
 MODEL_CHOICES = ["tiny", "smollm2"]
+WATCH_STEPS_PER_FRAME = 15      # a recorded run plays back this many steps per frame...
+WATCH_FRAME_S = 0.08            # ...this often: the default lesson's 750 steps in about 5 s
 
 
 def train_concurrency() -> int:
@@ -249,6 +252,9 @@ def _current_task(run: Run) -> int:
 
 def status_line(run: Run, word: str = "", note: str = "") -> str:
     lg, tasks = run.trainer.log, _task_names(run)
+    if run.recorded:
+        note = "; ".join(n for n in (f"recorded run {run.trainer.name} from the gallery: nothing trains, "
+                                      "press Reset for a live run", note) if n)
     T, spt = len(tasks), run.cfg.train.steps_per_task
     total = T * spt
     tail = f"  \n_{note}_" if note else ""
@@ -266,6 +272,8 @@ def status_line(run: Run, word: str = "", note: str = "") -> str:
                 f"press Play or Step{tail}")
     i = max(lg.task, 0)
     speed = f"{lg.recent_tokens_per_s:,.0f} tokens/s" if lg.recent_tokens_per_s else "measuring speed…"
+    if run.recorded and lg.recent_tokens_per_s:
+        speed = f"recorded at {lg.recent_tokens_per_s:,.0f} tokens/s"
     lead = f"**{word}** · " if word else ""
     return f"{lead}task {i + 1} of {T} ({tasks[i]}) · step {lg.step} / {total} · {speed}{tail}"
 
@@ -279,6 +287,9 @@ def lesson_markdown_for_run(run: Run) -> str:
     lines += [f"{i + 1}. **{t.name}**: {t.description or f'{len(t.train)} training examples'}"
               for i, t in enumerate(lesson.tasks)]
     saved = getattr(run.trainer, "run_dir", None)
+    if run.recorded:
+        lines += ["", f"_Recorded run `{run.trainer.name}` from the gallery (assets/gallery): its events are "
+                      "played back as they were recorded; every analysis view follows it. Nothing trains._"]
     if saved is not None:       # every app run is written to the run store as it trains
         lines += ["", f"_Saved as `{saved.name}` in the run store (Runs tab: open, compare, export, delete)._"]
     return "\n".join(lines)
@@ -355,7 +366,7 @@ class TrainTab:
             cfg = build_config(controls)
         except (UserError, ConfigError) as err:
             return f"The settings on the left are not valid ({friendly(str(err))}); this run keeps its own."
-        if cfg.to_dict() != run.cfg.to_dict():
+        if _settings(cfg) != _settings(run.cfg):
             return "Settings changed: they apply when you press Reset."
         return ""
 
@@ -414,19 +425,26 @@ class TrainTab:
         if run.failure or run.trainer.finished:
             yield as_tuple(self._render_locked(run, "", note))
             return
+        yield from self._stream(run, "▶ Playing", note, CHUNK_STEPS, first_note=note or "starting…")
+
+    def _stream(self, run: Run, word: str, note: str, steps: int, pause_s: float = 0.0, first_note: str = ""):
+        """Advance `run` `steps` at a time, yielding the outputs after each chunk, until it finishes or
+        another event moves its play token (Pause, Step, Reset, another Play or Watch, eviction)."""
         run.play_token += 1
         token, sent = run.play_token, {}
-        yield as_tuple(render(run, sent, "▶ Playing", note or "starting…"))
+        yield as_tuple(render(run, sent, word, first_note or note))
         try:
             while True:
+                if pause_s:
+                    time.sleep(pause_s)
                 if run.play_token != token or self.registry.get(run.id) is None:
                     return                   # paused, stepped, reset or evicted: stop quietly
                 with run.lock:
                     if run.play_token != token:
                         return
-                    self._advance(run, CHUNK_STEPS)
+                    self._advance(run, steps)
                     done = run.failure or run.trainer.finished
-                    values = render(run, sent, "▶ Playing", note, force_loss=bool(done))
+                    values = render(run, sent, word, note, force_loss=bool(done))
                 yield as_tuple(values)
                 if done:
                     return
@@ -489,8 +507,65 @@ class TrainTab:
             return message_only(None, "No run yet: press Play, Step or Reset.")
         return as_tuple(self._render_locked(run, "Current"))
 
+    def watch(self, run_id, name, request: gr.Request = None):
+        """Play a recorded gallery run back in this session's place (no training, no train queue): the
+        plots here and every analysis view follow it step by step. A recording paused half-way continues."""
+        run = self.registry.get(run_id)
+        note = ""
+        if not (run is not None and run.recorded and run.trainer.name == name and not run.trainer.finished):
+            try:
+                recording = gallery.Recording(name)
+                new_id = self.registry.add_recorded(recording, _owner(request))
+            except (gallery.GalleryError, RegistryFull) as err:
+                message = f"Cannot play the recording: {err}"
+                gr.Warning(message)
+                yield as_tuple(self._render_locked(run, "Paused", message)) if run else message_only(run_id, message)
+                return
+            if run is not None:
+                self.registry.release(run.id)     # a live run stops at its next chunk; its directory stays
+                if getattr(run.trainer, "run_dir", None) is not None:
+                    note = f"your previous run is kept in the run store as {run.trainer.run_dir.name}"
+            run = self.registry.get(new_id)
+        yield from self._stream(run, "▶ Watching", note, WATCH_STEPS_PER_FRAME, pause_s=WATCH_FRAME_S)
+
     def unload(self, request: gr.Request = None):
         self.registry.release_owner(_owner(request))
+
+
+def _settings(cfg: RunConfig) -> dict:
+    """What the user set: the config without the thread count (the app picks it from the hardware)."""
+    data = cfg.to_dict()
+    data["train"] = {k: v for k, v in data["train"].items() if k != "threads"}
+    return data
+
+
+def gallery_choices() -> list[tuple[str, str]]:
+    """(label, name) of every recording: the method's title, variants with their options, and headline numbers."""
+    try:
+        entries = gallery.index()
+    except gallery.GalleryError:
+        return []                      # a damaged gallery must not take the Train tab down; Watch says why
+    out = []
+    for e in entries:
+        cls = METHODS.get(e["method"])
+        title = cls.title if cls else e["method"]
+        options = e["config"].get("method_options") or {}
+        extra = " (" + ", ".join(f"{k}={v}" for k, v in sorted(options.items())) + ")" if options else ""
+        m = e["metrics"]
+        out.append((f"{title}{extra} · AP {m.get('AP', float('nan')):.2f} · forgetting "
+                    f"{m.get('forgetting', float('nan')):.2f}", e["name"]))
+    return out
+
+
+def watched_settings(name: str):
+    """The method picker and its options follow the recording being watched (so its card is shown)."""
+    try:
+        e = gallery.entry(name)
+    except gallery.GalleryError:
+        return gr.skip(), gr.skip()
+    from .workshop import options_text
+    options = e["config"].get("method_options") or {}
+    return gr.update(value=e["method"]), gr.update(value=options_text(e["method"], options))
 
 
 def _owner(request) -> str | None:
@@ -574,6 +649,13 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
             metrics = gr.Markdown("_Metrics appear once the first task has ended._", elem_classes=["cit-metrics"])
             with gr.Accordion("Accuracy matrix as a table", open=False):
                 matrix_md = gr.Markdown("_No run yet._")
+            recordings = gallery_choices()
+            with gr.Row(elem_classes=["cit-buttons"], visible=bool(recordings)):
+                watch_pick = gr.Dropdown(recordings, value=recordings[0][1] if recordings else None,
+                                         label="Recorded runs (every method on the default lesson, seed 0)",
+                                         info="plays a finished run back in seconds, without training; every "
+                                              "tab follows it", scale=4)
+                watch_btn = gr.Button("▶ Watch recording", min_width=120, scale=1)
 
     config_inputs = [lesson, files, method, model, steps, lr, batch, eval_every, seed, per_task, mix_ratio,
                      options_text]
@@ -596,12 +678,18 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
                                 concurrency_id="train", concurrency_limit=limit,
                                 # only the status line shows the queue position / timer, no overlays
                                 show_progress="minimal", show_progress_on=[status])
-    pause_btn.click(tab.pause, [run_state], outputs, api_name="pause", cancels=[play_event],
+    # cheap (no model, a sleep between frames): never waits behind training, even on a busy Space
+    watch_event = watch_btn.click(tab.watch, [run_state, watch_pick], outputs, api_name="watch",
+                                  cancels=[play_event], concurrency_limit=None, show_progress="hidden")
+    watch_event.then(watched_settings, [watch_pick], [method, options_text], queue=False,
+                     api_visibility="private")
+    pause_btn.click(tab.pause, [run_state], outputs, api_name="pause", cancels=[play_event, watch_event],
                     concurrency_limit=None, show_progress="hidden")
     step_btn.click(tab.step, [run_state, step_n, *config_inputs], outputs, api_name="step",
-                   cancels=[play_event], concurrency_id="train", concurrency_limit=limit,
+                   cancels=[play_event, watch_event], concurrency_id="train", concurrency_limit=limit,
                    show_progress="minimal", show_progress_on=[status])
-    reset_btn.click(tab.reset, [run_state, *config_inputs], outputs, api_name="reset", cancels=[play_event],
+    reset_btn.click(tab.reset, [run_state, *config_inputs], outputs, api_name="reset",
+                    cancels=[play_event, watch_event],
                     concurrency_id="build", concurrency_limit=limit, show_progress="minimal",
                     show_progress_on=[status])
     # read-only view of the session's run (tests, and a page that wants to redraw)

@@ -226,3 +226,24 @@ def test_a_bad_link_says_so_and_keeps_the_defaults(server, browser):
         expect(page.get_by_label("Learning rate", exact=True)).to_have_value("0.001")
     finally:
         context.close()
+
+
+def test_watching_a_recorded_run_fills_the_matrix_and_the_views_follow(server, browser):
+    url, registry, _ = server
+    context, page = open_page(browser, url)
+    try:
+        picker = page.get_by_label("Recorded runs", exact=False)
+        picker.click()
+        page.get_by_role("option", name=re.compile(r"^Experience replay")).click()
+        page.get_by_role("button", name="▶ Watch recording").click()
+        expect(status(page)).to_contain_text("Finished", timeout=60_000)
+        expect(status(page)).to_contain_text("recorded run replay")
+        assert step_of(page) == (750, 750)
+        expect(page.get_by_label("Method", exact=True)).to_have_value(re.compile("^Experience replay"))
+        page.get_by_role("tab", name="Forgetting", exact=True).click()
+        panel = page.locator('[role="tabpanel"]:visible')
+        expect(panel.get_by_text("recorded run replay (gallery playback)")).to_be_visible(timeout=30_000)
+        expect(panel.get_by_text("5 of 5 tasks done")).to_be_visible()
+        assert any(r.recorded for r in (registry.get(i) for i in registry.ids()) if r is not None)
+    finally:
+        context.close()
