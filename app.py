@@ -13,6 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from cit_core import compute  # noqa: E402
 from cit_core.registry import RunRegistry  # noqa: E402
 from cit_core.spaces_gpu import env_int, queue_size_for  # noqa: E402
 from pages.coefficients import build_coefficients_tab  # noqa: E402
@@ -64,6 +65,7 @@ forgetting, MAA); the Train tab shows each formula next to its value.
 def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
     if registry is None:
         registry = RunRegistry(MAX_RUNS, IDLE_TTL_S)
+    compute.configure(train_concurrency())      # torch work on as many threads as runs may train at once
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}")
         with gr.Tabs() as tabs:

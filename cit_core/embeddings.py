@@ -113,10 +113,11 @@ def clear_memory_cache() -> None:
 # -- embeddings and projections --------------------------------------------------------------------
 def embed(points: Points, run_dir=None) -> np.ndarray:
     """(n, 384) L2-normalised MiniLM embeddings of the points' texts."""
-    def compute():
+    def vectors():
+        from . import compute
         from .similarity import get_embedder
-        return get_embedder().encode(list(points.texts)).astype(np.float32)
-    return _cached(f"vectors-{points.key}", run_dir, compute)
+        return compute.run(get_embedder().encode, list(points.texts)).astype(np.float32)
+    return _cached(f"vectors-{points.key}", run_dir, vectors)
 
 
 def pca_2d(vectors: np.ndarray) -> np.ndarray:

@@ -94,10 +94,11 @@ class Run:
 
 
 def _default_factory(cfg):
-    from . import store
+    from . import compute, store
     from .trainer import Trainer      # late: importing the registry must not import torch
-    # every app run is saved in the run store as it trains (the Runs tab lists, reopens, deletes them)
-    trainer = Trainer(cfg, run_dir=store.new_run_dir(cfg))
+    # every app run is saved in the run store as it trains (the Runs tab lists, reopens, deletes them);
+    # built on a compute thread, like every other torch call of the app (compute.py says why)
+    trainer = compute.run(Trainer, cfg, run_dir=store.new_run_dir(cfg))
     store.track(trainer)
     return trainer
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import gradio as gr
 import plotly.graph_objects as go
 
+from cit_core import compute
 from cit_core.connectivity import (ProbeError, SavedRun, model_at, probe_trainer, read_connectivity,
                                    trainer_snapshot, variants, Meter)
 from cit_core.evaluate import generate_answers
@@ -154,11 +155,12 @@ def compute_pair(registry, run_id, choice, start_label, end_label, variant, poin
             stored = _stored(source, start, end, variant, points)
             if stored is not None:
                 return stored
-            run = _saved_run(source)
+            run = compute.run(_saved_run, source)          # rebuilds the model: torch work
             lora = run.snapshot(start).lora
-            return run.pair(start, end, variant or variants(lora)[0], points, progress=progress)
-        with _LiveGuard(registry, run_id, source):
-            return probe_trainer(source.trainer, start, end, variant or None, points, progress=progress)
+            return compute.run(run.pair, start, end, variant or variants(lora)[0], points, progress=progress)
+        with _LiveGuard(registry, run_id, source):     # outside the compute thread: Play may hold the lock
+            return compute.run(probe_trainer, source.trainer, start, end, variant or None, points,
+                               progress=progress)
     finally:
         _probe_lock.release()
 
@@ -175,6 +177,16 @@ def _model_parts(registry, run_id, choice):
     return source, t.model, t.encoder, t.lesson.tasks, run.snapshot
 
 
+def _evaluate_at(model, encoder, seen, snapshot, result: dict, a: float, samples: bool):
+    """(accuracies, examples, answers) of the model blended at `a`; the weights are restored after."""
+    with model_at(model, snapshot(result["from"]), snapshot(result["to"]), a, result["variant"]):
+        if not samples:
+            _, acc = Meter(model, encoder, seen, max_eval=max(result.get("eval_per_task") or [0]) or None).measure()
+            return acc, [], []
+        examples = [ex for task in seen for ex in task.eval[:SAMPLES_PER_TASK]]
+        return None, examples, generate_answers(model, encoder, examples)
+
+
 def at_alpha(registry, run_id, choice, result: dict, a: float, samples: bool = False) -> str:
     """Per-task accuracy at exactly `a` (and, with samples, a few answers of the interpolated model)."""
     if not result:
@@ -182,18 +194,14 @@ def at_alpha(registry, run_id, choice, result: dict, a: float, samples: bool = F
     if not _probe_lock.acquire(blocking=False):
         raise ProbeError("another connectivity probe is running; try again when it has finished")
     try:
-        source, model, encoder, tasks, snapshot = _model_parts(registry, run_id, choice)
+        source, model, encoder, tasks, snapshot = compute.run(_model_parts, registry, run_id, choice)
         seen = list(tasks)[:max(result["from"], result["to"]) + 1]
-        with _LiveGuard(registry, run_id, source), \
-                model_at(model, snapshot(result["from"]), snapshot(result["to"]), a, result["variant"]):
-            if not samples:
-                _, acc = Meter(model, encoder, seen, max_eval=max(result.get("eval_per_task") or [0]) or None) \
-                    .measure()
-                return accuracy_table(result["tasks"], acc, a)
-            examples = [ex for task in seen for ex in task.eval[:SAMPLES_PER_TASK]]
-            answers = generate_answers(model, encoder, examples)
+        with _LiveGuard(registry, run_id, source):     # outside the compute thread: Play may hold the lock
+            acc, examples, answers = compute.run(_evaluate_at, model, encoder, seen, snapshot, result, a, samples)
     finally:
         _probe_lock.release()
+    if not samples:
+        return accuracy_table(result["tasks"], acc, a)
     lines = [f"**Samples at a = {a:.2f}** ({result['variant']})", "", "| prompt | expected | answer |", "|---|---|---|"]
     for ex, ans in zip(examples, answers):
         lines.append(f"| {_cell(ex.instruction + ' ' + ex.input)} | {_cell(ex.output)} | {_cell(ans)} |")
@@ -235,9 +243,11 @@ def build_connectivity_tab(registry, run_state) -> View:
         source, message = src.resolve(registry, run_id, choice)
         if source is None:
             return None, message, gr.update(choices=[], value=None), gr.update(choices=[], value=None), gr.skip()
-        if source.key == shown_key:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         done = checkpoint_tasks(source)
+        # a live run's key bumps on every step; the task menus change only when a checkpoint is added
+        key = source.key if source.trainer is None else (*source.key[:2], tuple(done), source.log.finished)
+        if key == shown_key:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         labels = task_labels(source.log.tasks)
         opts = [labels[t] for t in done if t < len(labels)]
         s = cur_start if cur_start in opts else (opts[-2] if len(opts) >= 2 else None)
@@ -248,7 +258,7 @@ def build_connectivity_tab(registry, run_state) -> View:
         else:
             text = (f"{source.label}: {len(opts)} task-end checkpoint(s)"
                     + ("" if len(opts) >= 2 else " — connectivity needs two finished tasks"))
-        return (source.key, text, gr.update(choices=opts, value=s), gr.update(choices=opts, value=e),
+        return (key, text, gr.update(choices=opts, value=s), gr.update(choices=opts, value=e),
                 gr.update(choices=vs, value=vs[0]))
 
     def on_compute(run_id, choice, s, e, v, n, progress=gr.Progress()):

@@ -30,16 +30,38 @@ class View:
     wire_open: object = None          # wire_open(pickers): "Open in every view" sets those dropdowns
 
 
+_rows: dict[str, tuple[tuple, dict]] = {}     # run name -> (its events.jsonl stamp, table row)
+
+
+def _row(name: str, path: Path) -> dict:
+    """The run's table row, re-read only when its events.jsonl changed (a finished run: never again)."""
+    try:
+        stat = (path / "events.jsonl").stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        stamp = None
+    hit = _rows.get(name)
+    if hit is not None and stamp is not None and hit[0] == stamp:
+        return dict(hit[1])
+    try:
+        row = store_row(load_run(path))
+    except CompareError as err:
+        row = {"run": name, "method": f"unreadable: {err}"}
+    if stamp is not None:
+        _rows[name] = (stamp, row)
+    return dict(row)
+
+
 def table() -> list[list]:
     """One row per saved run; a run that cannot be read still gets a row saying so."""
     busy = store.writing_dirs()
     rows = []
-    for name in store.list_runs():
+    names = store.list_runs()
+    for gone in set(_rows) - set(names):          # deleted runs leave the cache too
+        _rows.pop(gone, None)
+    for name in names:
         path = store.run_path(name)
-        try:
-            row = store_row(load_run(path))
-        except CompareError as err:
-            row = {"run": name, "method": f"unreadable: {err}"}
+        row = _row(name, path)
         if path.resolve() in busy:
             row["tasks done"] = f"{row.get('tasks done', '')} (training)"
         rows.append([row.get(c, "") for c in COLUMNS])

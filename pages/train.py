@@ -18,7 +18,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from cit_core import gallery
+from cit_core import compute, gallery
 from cit_core.config import ConfigError, LessonConfig, ModelConfig, RunConfig, TrainConfig, help_text
 from cit_core.lessons import default_lesson
 from cit_core.lessons.files import LessonFileError, load_lesson_files
@@ -399,7 +399,10 @@ class TrainTab:
         if run.failure or run.trainer.finished:
             return
         try:
-            run.trainer.advance(steps)
+            if run.recorded:
+                run.trainer.advance(steps)        # a playback folds events: no torch, no compute thread
+            else:
+                compute.run(run.trainer.advance, steps)
         except Exception as err:           # noqa: BLE001
             logger.exception("run %s crashed while advancing", run.id)
             run.failure = f"{type(err).__name__}: {err}"
