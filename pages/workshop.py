@@ -35,6 +35,11 @@ class Workshop:
 
 _HIDE_MOST = "hide=lesson,model,lr,batch,eval,seed,steps"
 
+
+def _watch_hint(recording: str) -> str:
+    return (f" (Short on time, or on a busy server? The same run is under *Recorded runs*: pick {recording} "
+            "and press **▶ Watch recording**.)")
+
 WORKSHOPS: dict[str, Workshop] = {
     "forgetting": Workshop(
         "Catastrophic forgetting under plain fine-tuning",
@@ -107,7 +112,7 @@ WORKSHOPS: dict[str, Workshop] = {
                 "prompt and picks the adapter that answers. Old adapters are never trained again.\n\n"
                 "**Predict:** how much can this forget? What could still go wrong (think of the switch)? Press "
                 "**▶ Play** and let it finish. Note AP, forgetting and the diagonal of the matrix (how well each "
-                "task was learned in the first place).",
+                "task was learned in the first place)." + _watch_hint("SwitchCIT"),
                 f"method=switchcit&{_HIDE_MOST}"),
             GuideStep(
                 "A moving average: I-LoRA",
@@ -116,7 +121,7 @@ WORKSHOPS: dict[str, Workshop] = {
                 "(slow ← λ·slow + (1 − λ)·fast, λ = 0.99 after every step). The slow learner answers.\n\n"
                 "**Predict:** will the slow learner remember old tasks better than SwitchCIT, and will it learn "
                 "each *new* task as well? Press **↺ Reset**, then **▶ Play**; compare the diagonal and the last "
-                "row of the matrix with your SwitchCIT notes.",
+                "row of the matrix with your SwitchCIT notes." + _watch_hint("I-LoRA"),
                 "method=ilora"),
             GuideStep(
                 "Both at once: LCIA",
@@ -126,7 +131,7 @@ WORKSHOPS: dict[str, Workshop] = {
                 "opens its own group; this step lowers τ to 0.05 (`opt.tau=0.05`) so that tasks can share.\n\n"
                 "**Predict:** do shared groups forget more than separate ones? Press **↺ Reset** and **▶ Play**, "
                 "then compare with the two runs before. The method card (*About this method*) has the "
-                "update rule.",
+                "update rule." + _watch_hint("LCIA (tau=0.05)"),
                 "method=lcia&opt.tau=0.05"),
         )),
 }
