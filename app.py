@@ -11,11 +11,14 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+if os.environ.get("SPACES_ZERO_GPU"):   # ZeroGPU wants `spaces` imported before torch touches CUDA
+    import spaces  # noqa: E402,F401
+
 import gradio as gr  # noqa: E402
 
 from cit_core import compute  # noqa: E402
 from cit_core.registry import RunRegistry  # noqa: E402
-from cit_core.spaces_gpu import env_int, queue_size_for  # noqa: E402
+from cit_core.spaces_gpu import env_int, on_zero_gpu, queue_size_for, zero_gpu_train_chunk  # noqa: E402
 from pages.coefficients import build_coefficients_tab  # noqa: E402
 from pages.compare import build_compare_tab  # noqa: E402
 from pages.connectivity import build_connectivity_tab  # noqa: E402
@@ -66,6 +69,8 @@ def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
     if registry is None:
         registry = RunRegistry(MAX_RUNS, IDLE_TTL_S)
     compute.configure(train_concurrency())      # torch work on as many threads as runs may train at once
+    if on_zero_gpu():
+        zero_gpu_train_chunk()                  # decorated with spaces.GPU now, before the app launches
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}")
         with gr.Tabs() as tabs:

@@ -94,11 +94,16 @@ class Run:
 
 
 def _default_factory(cfg):
-    from . import compute, store
-    from .trainer import Trainer      # late: importing the registry must not import torch
+    from . import compute, spaces_gpu, store
     # every app run is saved in the run store as it trains (the Runs tab lists, reopens, deletes them);
     # built on a compute thread, like every other torch call of the app (compute.py says why)
-    trainer = compute.run(Trainer, cfg, run_dir=store.new_run_dir(cfg))
+    run_dir = store.new_run_dir(cfg)
+    if spaces_gpu.on_zero_gpu():     # the GPU exists only inside spaces.GPU calls: train in chunks
+        from .chunks import ChunkedTrainer
+        trainer = compute.run(ChunkedTrainer, cfg, run_dir=run_dir, chunk=spaces_gpu.zero_gpu_train_chunk())
+    else:
+        from .trainer import Trainer      # late: importing the registry must not import torch
+        trainer = compute.run(Trainer, cfg, run_dir=run_dir)
     store.track(trainer)
     return trainer
 

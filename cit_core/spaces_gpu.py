@@ -2,8 +2,9 @@
 
 ZeroGPU runs a `@spaces.GPU` function in a forked worker process: its arguments and its return value
 cross the process boundary by pickle, and whatever the function changes in place stays in the worker.
-A training chunk on ZeroGPU must therefore take the training state in and return it (see
-`gpu_chunk`); off ZeroGPU (no `spaces` package, or SPACES_ZERO_GPU unset) everything here is a no-op.
+A training chunk on ZeroGPU must therefore take the training state in and return it: the app then
+trains through chunks.ChunkedTrainer, each advance one call of `zero_gpu_train_chunk()`. Off ZeroGPU
+(no `spaces` package, or SPACES_ZERO_GPU unset) everything here is a no-op.
 """
 from __future__ import annotations
 
@@ -34,6 +35,19 @@ def gpu_chunk(fn, duration: int = 60):
     return spaces.GPU(duration=duration)(fn)
 
 
+_zero_gpu_chunk = None
+
+
+def zero_gpu_train_chunk():
+    """chunks.train_chunk wrapped in spaces.GPU once per process (app.py asks at start-up, as ZeroGPU
+    wants its functions decorated before the app launches). Env CIT_GPU_DURATION: seconds per call."""
+    global _zero_gpu_chunk
+    if _zero_gpu_chunk is None:
+        from .chunks import train_chunk
+        _zero_gpu_chunk = gpu_chunk(train_chunk, duration=env_int("CIT_GPU_DURATION", 60))
+    return _zero_gpu_chunk
+
+
 def train_concurrency_for(cpus: int | None, cuda: bool) -> int:
     """Training events that may run at once on this hardware.
 
@@ -59,4 +73,4 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value.isdigit() and int(value) > 0 else default
 
 
-__all__ = ["on_zero_gpu", "gpu_chunk", "train_concurrency_for", "queue_size_for", "env_int"]
+__all__ = ["on_zero_gpu", "gpu_chunk", "zero_gpu_train_chunk", "train_concurrency_for", "queue_size_for", "env_int"]

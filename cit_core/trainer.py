@@ -1,8 +1,10 @@
 """The training loop: the only place that calls optimizer.step().
 
-`Trainer(cfg).events()` is a generator of plain events. It is pausable and resumable at any step: the
-loop's state lives in the generator, so a consumer that stops pulling has paused it, and pulling again
-resumes exactly where it stopped (same batches, same numbers).
+`Trainer(cfg).events()` is a generator of plain events. It is pausable and resumable at any step: a
+consumer that stops pulling has paused it, and pulling again resumes exactly where it stopped (same
+batches, same numbers). Where the loop stands is kept on the Trainer (`Cursor`), not in the
+generator's locals, so that at any step boundary `export_state()` can take the whole run and
+`Trainer.from_state()` continue it in another process (cit_core/chunks.py, for ZeroGPU).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import math
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,6 +34,21 @@ from .tokenize import Encoder
 _BOUNDARY = object()   # internal marker between optimizer steps; never leaves this module
 
 
+@dataclass
+class Cursor:
+    """Where the loop stands, kept on the Trainer (not in the generator's locals) so that the whole
+    training state can be taken at a step boundary and continued elsewhere (cit_core/chunks.py)."""
+
+    sample_rng: random.Random
+    phase: str = "new"                  # new -> task -> done | failed
+    task: int = 0                       # the task being trained (or next to set up)
+    local_step: int = 0                 # optimizer steps done in that task
+    sampler: BatchSampler | None = None  # None: the task's setup (before_task, optimizer) has not run
+    optimizer: torch.optim.Optimizer | None = None
+    start: Snapshot | None = None       # the task's start weights (for drift)
+    wall_s: float = 0.0                 # seconds spent inside the loop (paused time not counted)
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, lesson=None, bundle: ModelBundle | None = None, run_dir=None):
         """run_dir: when set, the trainer writes that run directory itself (config.json, every event to
@@ -50,7 +68,10 @@ class Trainer:
         ctx = RunContext(cfg, self.lesson, self.bundle, self.encoder, random.Random(f"method-{cfg.train.seed}"))
         self.method = METHODS[cfg.method](method_options(cfg.method, cfg.method_options), ctx)
         torch.manual_seed(cfg.train.seed)
+        pretrained = dict(self.bundle.model.named_parameters())   # names before adapters rename them
         self.model = self.method.setup(self.bundle.model)
+        # the base weights the method froze: a state for chunked training refers to them by name only
+        self.frozen_base = {n: p for n, p in pretrained.items() if not p.requires_grad}
         self._mixed = _use_mixed_precision(self.bundle.device)
         if self._mixed:
             _trainable_to_fp32(self.model)
@@ -65,7 +86,43 @@ class Trainer:
         # task index -> task-end Snapshot (CPU copies), for the live Connectivity view; with a run_dir and
         # more than MEMORY_LIMIT_PARAMS trainable parameters they stay on disk only (checkpoints/)
         self.snapshots: dict[int, Snapshot] = {}
+        self.cursor = Cursor(random.Random(f"batches-{cfg.train.seed}"))
         self._raw = self._run()
+
+    # -- the state, for training in chunks in other processes (ZeroGPU) -------------------------
+    _TRANSIENT = ("_raw", "_writer", "dist")
+
+    def export_state(self) -> dict:
+        """Everything the run needs to continue, as plain attributes plus the RNG states; only valid at
+        a step boundary (after advance() returned). cit_core/chunks.py pickles it."""
+        state = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+        state["torch_rng"] = torch.get_rng_state()
+        state["cuda_rng"] = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Trainer":
+        """The run of export_state(), continuing at the same step; it appends to the same run directory."""
+        self = cls.__new__(cls)
+        state = dict(state)
+        torch_rng, cuda_rng = state.pop("torch_rng"), state.pop("cuda_rng")
+        self.__dict__.update(state)
+        if self.cfg.train.threads:
+            torch.set_num_threads(self.cfg.train.threads)
+        torch.set_rng_state(torch_rng)
+        if cuda_rng is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_rng)
+        self._mixed = _use_mixed_precision(self.bundle.device)
+        self.dist = distributed.setup()
+        if self.dist.active:
+            raise RuntimeError("a training state continues in a single process, not under a launcher")
+        self._writer = None          # reopened (appending to events.jsonl) by the first event it emits
+        self._raw = self._run()
+        return self
+
+    def close(self) -> None:
+        """Close the run directory's event file (every event is already flushed); a later event reopens it."""
+        self._close_writer()
 
     # -- public -----------------------------------------------------------------------------
     def events(self) -> Iterator:
@@ -114,6 +171,8 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
     def _emit(self, event):
+        if self._writer is None and self.run_dir is not None and self.dist.is_main and not self.log.finished:
+            self._writer = RunWriter(self.run_dir, self.cfg.to_dict())   # restored or closed: append
         self.log.add(event)
         if self._writer is not None:
             self._writer.write(event)
@@ -133,43 +192,58 @@ class Trainer:
             self._close_writer()   # also when a method raises or the generator is closed
 
     def _loop(self):
-        cfg, tasks = self.cfg, self.lesson.tasks
-        wall_start = time.perf_counter()
-        trainable, total = count_parameters(self.model)
-        yield self._emit(RunStarted(tuple(t.name for t in tasks), cfg.method, cfg.train.steps_per_task,
-                                    cfg.train.steps_per_task * len(tasks),
-                                    {**cfg.to_dict(), "trainable_params": trainable, "total_params": total}))
-        yield self._emit(self._evaluation(-1))
-        sample_rng = random.Random(f"batches-{cfg.train.seed}")
-        for index, task in enumerate(tasks):
-            pools = [Pool([(ex, index) for ex in task.train], 1.0, name=task.name)]
-            pools, info = self.method.before_task(index, task, pools)
-            sampler = BatchSampler(pools, cfg.train.batch_size, sample_rng)
-            optimizer = self._optimizer()
-            yield self._emit(TaskStarted(index, self.steps_done, info))
-            start = take_snapshot(self.model, index, "start", self.method.uses_lora)
-            for local_step in range(1, cfg.train.steps_per_task + 1):
-                yield _BOUNDARY   # a safe place to pause: between two optimizer steps
-                event = self._train_step(index, sampler, optimizer)
+        """The run from wherever the cursor stands: a fresh Trainer starts at phase "new"; one restored
+        by from_state() continues at the step boundary where its state was taken."""
+        cfg, tasks, cur = self.cfg, self.lesson.tasks, self.cursor
+        resumed = time.perf_counter()
+        if cur.phase == "new":
+            trainable, total = count_parameters(self.model)
+            yield self._emit(RunStarted(tuple(t.name for t in tasks), cfg.method, cfg.train.steps_per_task,
+                                        cfg.train.steps_per_task * len(tasks),
+                                        {**cfg.to_dict(), "trainable_params": trainable, "total_params": total}))
+            yield self._emit(self._evaluation(-1))
+            cur.phase = "task"
+        while cur.task < len(tasks):
+            index, task = cur.task, tasks[cur.task]
+            if cur.sampler is None:           # the task's setup has not run yet
+                pools = [Pool([(ex, index) for ex in task.train], 1.0, name=task.name)]
+                pools, info = self.method.before_task(index, task, pools)
+                cur.sampler = BatchSampler(pools, cfg.train.batch_size, cur.sample_rng)
+                cur.optimizer = self._optimizer()
+                cur.local_step = 0
+                yield self._emit(TaskStarted(index, self.steps_done, info))
+                cur.start = take_snapshot(self.model, index, "start", self.method.uses_lora)
+            while cur.local_step < cfg.train.steps_per_task:
+                cur.wall_s += time.perf_counter() - resumed
+                yield _BOUNDARY   # a safe place to pause (or to take the state): between two optimizer steps
+                resumed = time.perf_counter()
+                event = self._train_step(index, cur.sampler, cur.optimizer)
                 yield self._emit(event)
                 if isinstance(event, RunFailed):
+                    cur.phase = "failed"
                     return
+                cur.local_step += 1
                 coefficients = self.method.after_step_values
                 if coefficients:
                     yield self._emit(CoefficientsLogged(index, self.steps_done, coefficients))
-                if cfg.train.eval_every and local_step % cfg.train.eval_every == 0 \
-                        and local_step < cfg.train.steps_per_task:
+                if cfg.train.eval_every and cur.local_step % cfg.train.eval_every == 0 \
+                        and cur.local_step < cfg.train.steps_per_task:
                     yield self._emit(self._evaluation(index))
             extras = self.method.extra_states()      # before after_task: LCIA's EMA is gone after it
             info = self.method.after_task(index, task)
-            for event in self._task_end_weights(start, extras):   # before TaskEnded: it closes the task
+            for event in self._task_end_weights(cur.start, extras):   # before TaskEnded: it closes the task
                 yield self._emit(event)
             final = self._evaluation(index)
             yield self._emit(final)
             yield self._emit(TaskEnded(index, self.steps_done, final.scores, info or {}))
-            yield _BOUNDARY       # pause here rather than after the next task's setup
-        wall = time.perf_counter() - wall_start
-        summary = self.log.build_summary(cfg.train.seed, wall, {"setup_s": round(self.setup_seconds, 3)})
+            cur.task, cur.sampler, cur.optimizer, cur.start = index + 1, None, None, None
+            if cur.task < len(tasks):   # after the last task the run ends in the same advance()
+                cur.wall_s += time.perf_counter() - resumed
+                yield _BOUNDARY       # pause here rather than after the next task's setup
+                resumed = time.perf_counter()
+        summary = self.log.build_summary(cfg.train.seed, cur.wall_s + time.perf_counter() - resumed,
+                                         {"setup_s": round(self.setup_seconds, 3)})
+        cur.phase = "done"
         yield self._emit(RunEnded(summary))
         yield _BOUNDARY
 

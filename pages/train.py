@@ -428,7 +428,9 @@ class TrainTab:
         if run.failure or run.trainer.finished:
             yield as_tuple(self._render_locked(run, "", note))
             return
-        yield from self._stream(run, "▶ Playing", note, CHUNK_STEPS, first_note=note or "starting…")
+        # a ZeroGPU run (chunks.ChunkedTrainer) trains more steps per GPU call: each call has a fixed cost
+        steps = getattr(run.trainer, "steps_per_call", CHUNK_STEPS)
+        yield from self._stream(run, "▶ Playing", note, steps, first_note=note or "starting…")
 
     def _stream(self, run: Run, word: str, note: str, steps: int, pause_s: float = 0.0, first_note: str = ""):
         """Advance `run` `steps` at a time, yielding the outputs after each chunk, until it finishes or

