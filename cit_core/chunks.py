@@ -61,28 +61,21 @@ def base_key(cfg) -> str:
     return json.dumps(key, sort_keys=True, default=str)
 
 
-def register_base(key: str, device: torch.device, tensors: dict[str, torch.Tensor]) -> None:
-    """Offer this process's frozen pretrained tensors for persistent ids (first offer per key wins)."""
-    with _bases_lock:
-        _BASES.setdefault((key, str(device)), dict(tensors))
-
-
 def _base_tensors(cfg, device: torch.device) -> dict[str, torch.Tensor]:
     key = base_key(cfg)
-    with _bases_lock:
+    with _bases_lock:            # held while building: two unpacks never build the same base twice
         found = _BASES.get((key, str(device)))
-        other = next((v for (k, _), v in _BASES.items() if k == key), None)
-    if found is not None:
+        if found is None:
+            other = next((v for (k, _), v in _BASES.items() if k == key), None)
+            if other is not None:       # the same weights on another device (a fork of a CPU process)
+                found = {n: torch.nn.Parameter(t.detach().to(device), requires_grad=False)
+                         for n, t in other.items()}
+            else:
+                from .model import build_model
+                bundle = build_model(cfg.model, seed=cfg.train.seed, device=device)
+                found = {n: p.requires_grad_(False) for n, p in bundle.model.named_parameters()}
+            _BASES[(key, str(device))] = found
         return found
-    if other is not None:           # the same weights on another device (a fork of a CPU process)
-        moved = {n: torch.nn.Parameter(t.detach().to(device), requires_grad=False) for n, t in other.items()}
-    else:
-        from .model import build_model
-        bundle = build_model(cfg.model, seed=cfg.train.seed, device=device)
-        moved = {n: p.requires_grad_(False) for n, p in bundle.model.named_parameters()}
-    register_base(key, device, moved)
-    with _bases_lock:
-        return _BASES[(key, str(device))]
 
 
 # -- tensors as numpy -----------------------------------------------------------------------------
@@ -117,7 +110,8 @@ class _Pickler(pickle.Pickler):
         dtype = str(data.dtype).removeprefix("torch.")
         array = data.view(torch.int16).numpy() if dtype == "bfloat16" else data.numpy()
         on_compute = self._compute.type != "cpu" and obj.device.type == self._compute.type
-        return _rebuild_tensor, (array.copy(), dtype, on_compute, obj.requires_grad,
+        # the array may share the tensor's memory: the pickler writes its bytes before dump() returns
+        return _rebuild_tensor, (array, dtype, on_compute, obj.requires_grad,
                                  isinstance(obj, torch.nn.Parameter))
 
 
@@ -274,10 +268,6 @@ class ChunkedTrainer:
     def events(self):
         raise NotImplementedError("a chunked run is driven by advance(); its events are in .log")
 
-    @property
-    def state_bytes(self) -> int:
-        return len(self._state)
-
     def __getattr__(self, name):         # log, cfg, lesson, snapshots, model, finished, evaluate, ...
         if name.startswith("_"):
             raise AttributeError(name)
@@ -289,4 +279,4 @@ def _compute_device() -> torch.device:
     return pick_device()
 
 
-__all__ = ["base_key", "register_base", "pack", "unpack", "train_chunk", "ChunkedTrainer"]
+__all__ = ["base_key", "pack", "unpack", "train_chunk", "ChunkedTrainer"]
