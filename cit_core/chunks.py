@@ -56,7 +56,7 @@ def base_key(cfg) -> str:
     """The frozen base depends on the model config, and for the randomly initialised tiny model on the
     seed too."""
     key = dict(vars(cfg.model))
-    if cfg.model.name == "tiny":
+    if cfg.model.name == "tiny-scratch":
         key["seed"] = cfg.train.seed
     return json.dumps(key, sort_keys=True, default=str)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -46,10 +47,10 @@ def cmd_run(args) -> int:
             progress(f"step {event.step}/{trainer.log.total_steps} task {event.task + 1} "
                       f"loss {event.loss:.4f}")
         elif isinstance(event, Evaluated) and event.task < 0:
-            progress(f"base scores {_fmt(event.scores)}")
+            progress(f"base scores {_fmt(event.scores)}{_general(event.general)}")
         elif isinstance(event, TaskEnded):
             progress(f"after task {event.task + 1} ({trainer.lesson.tasks[event.task].name}): "
-                      f"{_fmt(event.acc_row)}")
+                      f"{_fmt(event.acc_row)}{_general(event.general)}")
         elif isinstance(event, RunFailed):
             progress(f"error: {event.message}")
             return 1
@@ -72,6 +73,15 @@ def cmd_sweep(args) -> int:
     table = sweep(base, methods, args.seeds, Path(args.out), log=_progress)
     print((Path(args.out) / "table.md").read_text(), end="")
     return 0 if table else 1
+
+
+def cmd_pretrain(args) -> int:
+    from .pretrain import PretrainConfig, pretrain
+    cfg = PretrainConfig(**{k: v for k, v in vars(args).items()
+                            if k in PretrainConfig.__dataclass_fields__ and v is not None})
+    command = "python -m cit_core " + shlex.join(args.argv)      # the manifest records the exact command
+    pretrain(Path(args.out), cfg, command=command, log=_progress)
+    return 0
 
 
 def cmd_methods(args) -> int:
@@ -158,6 +168,10 @@ def _fmt(scores) -> str:
     return " ".join(f"{s:.2f}" for s in scores)
 
 
+def _general(score) -> str:
+    return "" if score is None else f" | general {score:.2f}"
+
+
 def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -220,6 +234,16 @@ def parser() -> argparse.ArgumentParser:
     gl = gs.add_parser("list", help="list the recordings")
     gl.add_argument("--dir", default=None, metavar="DIR", help="default: assets/gallery")
     gl.set_defaults(func=cmd_gallery_list)
+    pt = sub.add_parser("pretrain", help="multi-task instruction-tune the tiny byte model on the generated "
+                                         "corpus -> DIR/model.safetensors + manifest.json")
+    pt.add_argument("--out", required=True, metavar="DIR")
+    pt.add_argument("--steps", type=int)
+    pt.add_argument("--batch-size", dest="batch_size", type=int)
+    pt.add_argument("--lr", type=float)
+    pt.add_argument("--seed", type=int)
+    pt.add_argument("--threads", type=int)
+    pt.add_argument("--eval-every", dest="eval_every", type=int)
+    pt.set_defaults(func=cmd_pretrain)
     m = sub.add_parser("methods", help="list the registered methods")
     m.set_defaults(func=cmd_methods)
     v = sub.add_parser("validate", help="check lesson files; exit 0 when valid, 2 otherwise")
@@ -229,7 +253,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except Exception as err:

@@ -102,7 +102,7 @@ def export_model(trainer, folder) -> dict:
     folder = Path(folder)
     adapters = save_adapters(trainer.model, folder / "adapters")
     base = None
-    if adapters and trainer.cfg.model.name == "tiny":
+    if adapters and trainer.cfg.model.name in ("tiny", "tiny-scratch"):
         base = save_base(trainer.model, trainer.cfg, folder / "base")
     info = {"adapters": {k: str(v.relative_to(folder)) for k, v in adapters.items()},
             "base": None if base is None else str(base.relative_to(folder)),

@@ -36,7 +36,7 @@ MB = 2**20
 
 
 def _shape(model_cfg) -> tuple[int, int, int, int, int, int]:
-    if model_cfg.name != "tiny":
+    if model_cfg.name not in ("tiny", "tiny-scratch"):
         return SMOLLM2_SHAPE
     v, h, n, a, i = TINY_VOCAB, model_cfg.hidden, model_cfg.layers, model_cfg.heads, model_cfg.intermediate
     per_layer = 4 * h * h + 3 * h * i + 2 * h      # q, k, v, o; gate, up, down; two norms

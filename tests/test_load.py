@@ -55,7 +55,8 @@ def test_four_sessions_play_at_once_without_cross_talk(app):
     assert f"Server busy: {SESSIONS} runs are active" in status, status
     assert "Try again in a minute" in status and "Traceback" not in status
     assert len(registry) == SESSIONS
-    assert time.monotonic() - started < 120
+    # a liveness bound, not a speed goal (bench/load.py measures speed): generous for a busy machine
+    assert time.monotonic() - started < 600
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ def test_estimate_matches_a_hand_count_of_the_tiny_model():
     params = sum(p.numel() for p in model.parameters())
     from cit_core.registry import RUN_OVERHEAD_BYTES, TINY_VOCAB, TYPICAL_TOKENS, _shape
     assert _shape(cfg.model)[-1] == params
-    h, n, a, i, b, t = 128, 2, 4, 256, cfg.train.batch_size, min(cfg.train.max_len, TYPICAL_TOKENS)
+    h, n, a, i, b, t = 128, 4, 4, 384, cfg.train.batch_size, min(cfg.train.max_len, TYPICAL_TOKENS)
     activations = b * t * (n * (8 * h + 3 * i + a * t) + 3 * TINY_VOCAB)
     assert estimate_run_bytes(cfg) == 4 * (6 * params + activations) + RUN_OVERHEAD_BYTES
     # bigger settings cost more; the pretrained model far more

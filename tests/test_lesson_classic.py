@@ -1,0 +1,42 @@
+"""The classic lesson (the default before v2): enough tasks and paraphrases, held-out inputs, deterministic per seed."""
+from cit_core.lessons import classic_lesson as default_lesson
+
+
+def test_shape_and_paraphrases():
+    lesson = default_lesson(seed=0)
+    assert len(lesson.tasks) >= 5
+    for task in lesson.tasks:
+        assert len(task.instructions) >= 8, task.name
+        assert task.scorer == "label"
+        assert {ex.output for ex in task.train} == set(task.labels)
+
+
+def test_eval_inputs_disjoint_from_training():
+    for task in default_lesson(seed=3).tasks:
+        assert not {ex.input for ex in task.eval} & {ex.input for ex in task.train}, task.name
+
+
+def test_labels_follow_the_rules():
+    by_name = {t.name: t for t in default_lesson(seed=1).tasks}
+    for ex in by_name["parity"].eval:
+        assert ex.output == ("even" if int(ex.input) % 2 == 0 else "odd")
+    for ex in by_name["has_z"].eval:
+        assert (ex.output == "yes") == ("z" in ex.input)
+
+
+def test_deterministic_per_seed():
+    a, b, c = default_lesson(seed=5), default_lesson(seed=5), default_lesson(seed=6)
+    assert [t.train for t in a.tasks] == [t.train for t in b.tasks]
+    assert [t.train for t in a.tasks] != [t.train for t in c.tasks]
+
+
+def test_related_tasks_share_inputs():
+    by_name = {t.name: t for t in default_lesson(seed=0).tasks}
+    assert [e.input for e in by_name["parity"].train] == [e.input for e in by_name["threshold"].train]
+    assert [e.input for e in by_name["vowel_end"].eval] == [e.input for e in by_name["has_z"].eval]
+
+
+def test_classic_is_unchanged_by_v2():
+    """The classic lesson still yields the examples it had as the default (its first training rows)."""
+    first = default_lesson(seed=0).tasks[0].train[:3]
+    assert [(ex.input, ex.output) for ex in first] == [("873", "odd"), ("354", "even"), ("947", "odd")]
