@@ -2,7 +2,7 @@
 import torch
 
 from cit_core.config import ModelConfig
-from cit_core.evaluate import exact_match, greedy_generate, label_match
+from cit_core.evaluate import exact_match, greedy_generate, label_match, rouge_l
 from cit_core.lessons import default_lesson
 from cit_core.model import build_model
 from cit_core.tokenize import Encoder
@@ -14,6 +14,15 @@ def test_scorers():
     assert label_match("yes.\nbecause", "Yes") == 1.0
     assert label_match("no", "yes") == 0.0
     assert label_match("", "yes") == 0.0
+
+
+def test_rouge_l_by_hand():
+    # LCS("the cat sat down", "the cat lay down") = "the cat down" = 3; P = R = 3/4 -> F1 0.75
+    assert abs(rouge_l("The cat sat down", "the cat lay down") - 0.75) < 1e-12
+    # LCS = "a c" = 2; P = 2/3, R = 2/2 -> F1 = 2 * (2/3) / (5/3) = 0.8
+    assert abs(rouge_l("a b c", "a c") - 0.8) < 1e-12
+    assert rouge_l("x y", "a b") == 0.0 and rouge_l("", "") == 1.0 and rouge_l("", "a") == 0.0
+    assert rouge_l("ab", "ab") == 1.0
 
 
 def test_greedy_matches_hf_generate_with_left_padding():

@@ -51,6 +51,16 @@ def test_jsonl_groups_tasks_in_first_seen_order_and_splits(tmp_path):
     assert not _inputs(b.train) & _inputs(b.eval)
 
 
+def test_jsonl_scorer_per_task_for_example_rouge_l(tmp_path):
+    rows = _rows(6, "long", scorer="rougeL") + _rows(6, "plain")
+    long, plain = load_jsonl(_jsonl(tmp_path / "t.jsonl", rows))
+    assert long.scorer == "rougeL" and plain.scorer == "label"     # the file's choice; else the guess
+    with pytest.raises(LessonFileError, match=r"mixed.jsonl:2: .*scorer 'rougeL' on an earlier row and 'exact' here"):
+        load_jsonl(_jsonl(tmp_path / "mixed.jsonl", _rows(1, scorer="rougeL") + _rows(1, scorer="exact")))
+    with pytest.raises(LessonFileError, match=r"bad.jsonl:1: field 'scorer' must be one of"):
+        load_jsonl(_jsonl(tmp_path / "bad.jsonl", _rows(2, scorer="bleu")))
+
+
 def test_jsonl_split_is_deterministic(tmp_path):
     path = _jsonl(tmp_path / "t.jsonl", _rows(40))
     first, second = load_jsonl(path)[0], load_jsonl(path)[0]

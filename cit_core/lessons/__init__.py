@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from .base import Example, Lesson, Task
+from .classic import classic_lesson
 from .default import default_lesson
 
-BUILTIN = {"default": default_lesson}
+# "default": v2, made for the instruction-tuned base; "classic": the earlier default (label rules that a
+# randomly initialised model learns)
+BUILTIN = {"default": default_lesson, "classic": classic_lesson}
 
 
 def load_lesson(cfg, seed: int = 0) -> Lesson:
@@ -20,4 +23,4 @@ def load_lesson(cfg, seed: int = 0) -> Lesson:
     return BUILTIN[cfg.name](seed=seed, n_eval=cfg.n_eval)
 
 
-__all__ = ["Example", "Lesson", "Task", "default_lesson", "load_lesson", "BUILTIN"]
+__all__ = ["Example", "Lesson", "Task", "default_lesson", "classic_lesson", "load_lesson", "BUILTIN"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCORERS = ("exact", "label")
+SCORERS = ("exact", "label", "rougeL")
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Task:
     name: str
     train: list[Example]
     eval: list[Example]
-    scorer: str = "exact"          # "exact" (normalised exact match) or "label" (closed label set)
+    scorer: str = "exact"          # "exact" (normalised exact match), "label" (closed label set), "rougeL"
     description: str = ""
     labels: tuple[str, ...] = field(default=())
 

@@ -12,7 +12,7 @@ import random
 import re
 from pathlib import Path
 
-from .base import Example, Lesson, Task
+from .base import SCORERS, Example, Lesson, Task
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_FILES = 32                 # files per lesson: each is a task or more, and a run trains them all
@@ -198,21 +198,33 @@ def _jsonl_record(path: Path, lineno: int, line: str) -> dict:
             raise LessonFileError(path, lineno, f"empty field {key!r}")
     if row.get("split", "train") not in ("train", "eval"):
         raise LessonFileError(path, lineno, f"field 'split' must be 'train' or 'eval', got {row['split']!r}")
+    if row.get("scorer", "exact") not in SCORERS:
+        raise LessonFileError(path, lineno, f"field 'scorer' must be one of {list(SCORERS)}, got {row['scorer']!r}")
     return row
 
 
 def _tasks_from_jsonl(path: Path, text: str) -> list[Task]:
     rows: dict[str, list[tuple[Example, str | None]]] = {}   # dicts keep first-seen task order
+    scorers: dict[str, str] = {}      # a task's optional "scorer" (given on any of its rows, the same on all)
     # Split on "\n" only: str.splitlines() would also break on U+2028 etc. inside JSON strings.
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         row = _jsonl_record(path, lineno, line.rstrip("\r"))
         ex = Example(row["instruction"], row["input"], row["output"])
-        rows.setdefault(row["task"].strip(), []).append((ex, row.get("split")))
+        name = row["task"].strip()
+        rows.setdefault(name, []).append((ex, row.get("split")))
+        if "scorer" in row:
+            if scorers.setdefault(name, row["scorer"]) != row["scorer"]:
+                raise LessonFileError(path, lineno, f"task {name!r} has scorer {scorers[name]!r} on an earlier "
+                                                    f"row and {row['scorer']!r} here: give one per task")
     if not rows:
         raise LessonFileError(path, None, "file is empty")
-    return [_jsonl_task(path, name, items) for name, items in rows.items()]
+    tasks = [_jsonl_task(path, name, items) for name, items in rows.items()]
+    for task in tasks:
+        if task.name in scorers:       # the file's choice wins over the guess from the answers
+            task.scorer = scorers[task.name]
+    return tasks
 
 
 def _jsonl_task(path: Path, name: str, items: list[tuple[Example, str | None]]) -> Task:
