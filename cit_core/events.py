@@ -43,6 +43,7 @@ class Evaluated:
     step: int
     scores: tuple[float, ...]   # one score per task of the lesson, seen or not
     seconds: float = 0.0
+    general: float | None = None   # the general suite (what the base knew); None when not evaluated
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class TaskEnded:
     step: int
     acc_row: tuple[float, ...]  # row `task` of the accuracy matrix
     info: dict = field(default_factory=dict)   # what the method's after_task reported
+    general: float | None = None   # the general suite's score in that row (None when not evaluated)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,10 @@ class RunLog:
         self.curve_scores: list[list[float]] = []
         self.base_scores: list[float] = []
         self.acc_matrix: list[list[float]] = []
+        # the general suite (TRACE's general ability): before training, at each evaluation, at task ends
+        self.base_general: float | None = None
+        self.curve_general: list[float | None] = []
+        self.general_row: list[float | None] = []
         self.task_info: list[dict] = []      # what methods decided at each task start
         self.task_end_info: list[dict] = []  # what methods reported at each task end
         self.boundaries: list[int] = []      # global step at which each task started
@@ -164,12 +170,15 @@ class RunLog:
         self.eval_seconds += e.seconds
         if e.task < 0:
             self.base_scores = list(e.scores)
+            self.base_general = e.general
         self.curve_steps.append(e.step)
         self.curve_scores.append(list(e.scores))
+        self.curve_general.append(e.general)
 
     def _on_TaskEnded(self, e: TaskEnded):
         self.acc_matrix.append(list(e.acc_row))
         self.task_end_info.append(dict(e.info))
+        self.general_row.append(e.general)
 
     def _on_CoefficientsLogged(self, e: CoefficientsLogged):
         self.coefficients.append((e.step, dict(e.values)))
@@ -198,7 +207,27 @@ class RunLog:
         return metrics.partial_metrics(self.base_scores, self.acc_matrix)
 
     def curves(self) -> dict:
-        return {"steps": list(self.curve_steps), "scores": [list(s) for s in self.curve_scores]}
+        out = {"steps": list(self.curve_steps), "scores": [list(s) for s in self.curve_scores]}
+        if self.has_general:
+            out["general"] = list(self.curve_general)
+        return out
+
+    @property
+    def has_general(self) -> bool:
+        return self.base_general is not None
+
+    def general(self) -> dict:
+        """The general suite: base score, score after each task, and the drop from base to the last row.
+
+        Not part of the continual-learning metrics (those are over the lesson's tasks only)."""
+        if not self.has_general:
+            return {}
+        rows = [g for g in self.general_row if g is not None]
+        out = {"base": self.base_general, "after_task": list(self.general_row)}
+        if rows:
+            out["final"] = rows[-1]
+            out["drop"] = round(self.base_general - rows[-1], 6)
+        return out
 
     def snapshot(self) -> "RunLog":
         return copy.deepcopy(self)
@@ -210,6 +239,7 @@ class RunLog:
             "base_scores": list(self.base_scores),
             "metrics": self.metrics(),
             "curves": self.curves(),
+            **({"general": self.general()} if self.has_general else {}),
             "method": self.method,
             "seed": seed,
             "steps": self.step,

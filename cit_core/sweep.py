@@ -2,7 +2,8 @@
 
     python -m cit_core sweep --lesson default --methods all --seeds 0 1 2 --out DIR
 writes DIR/<method>-s<seed>/ (a run directory each), DIR/runs.csv (one row per run) and DIR/table.csv +
-DIR/table.md (per method: AP, BWT, forgetting, FWT and wall time, mean ± std over seeds).
+DIR/table.md (per method: AP, BWT, forgetting, FWT, the general suite's final score when the runs
+evaluated it, and wall time, mean ± std over seeds).
 """
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ from .config import RunConfig
 from .trainer import Trainer
 
 COLUMNS = ("AP", "BWT", "forgetting", "FWT")
+GENERAL = "general"          # the general suite's score after the last task (summary["general"]["final"])
+
+
+def _columns(rows: list[dict]) -> tuple[str, ...]:
+    return COLUMNS + ((GENERAL,) if rows and all(r.get(GENERAL) is not None for r in rows) else ())
 
 
 def run_one(cfg: RunConfig, out: Path) -> dict:
@@ -35,7 +41,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         entry = {"method": method, "seeds": len(mine)}
-        for key in (*COLUMNS, "wall_s"):
+        for key in (*_columns(rows), "wall_s"):
             values = np.array([r[key] for r in mine], dtype=float)
             entry[key] = (float(values.mean()), float(values.std()))
         table.append(entry)
@@ -43,7 +49,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
 
 
 def write_tables(rows: list[dict], out: Path) -> list[dict]:
-    fields = ["method", "seed", *COLUMNS, "wall_s"]
+    columns = _columns(rows)
+    fields = ["method", "seed", *columns, "wall_s"]
     with open(out / "runs.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
@@ -51,12 +58,12 @@ def write_tables(rows: list[dict], out: Path) -> list[dict]:
     table = aggregate(rows)
     with open(out / "table.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["method", "seeds"] + [f"{k}_{s}" for k in (*COLUMNS, "wall_s") for s in ("mean", "std")])
+        writer.writerow(["method", "seeds"] + [f"{k}_{s}" for k in (*columns, "wall_s") for s in ("mean", "std")])
         for e in table:
-            writer.writerow([e["method"], e["seeds"]] + [v for k in (*COLUMNS, "wall_s") for v in e[k]])
-    lines = ["| method | seeds | " + " | ".join(COLUMNS) + " | wall s |", "|---" * (len(COLUMNS) + 3) + "|"]
+            writer.writerow([e["method"], e["seeds"]] + [v for k in (*columns, "wall_s") for v in e[k]])
+    lines = ["| method | seeds | " + " | ".join(columns) + " | wall s |", "|---" * (len(columns) + 3) + "|"]
     for e in table:
-        cells = [f"{e[k][0]:.3f} ± {e[k][1]:.3f}" for k in COLUMNS] + [f"{e['wall_s'][0]:.1f} ± {e['wall_s'][1]:.1f}"]
+        cells = [f"{e[k][0]:.3f} ± {e[k][1]:.3f}" for k in columns] + [f"{e['wall_s'][0]:.1f} ± {e['wall_s'][1]:.1f}"]
         lines.append(f"| {e['method']} | {e['seeds']} | " + " | ".join(cells) + " |")
     (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return table
@@ -87,7 +94,8 @@ def sweep(base: RunConfig, methods: list[str], seeds: list[int], out: Path, log=
                 if run_dir.exists():         # a torn or different earlier run: start it over
                     shutil.rmtree(run_dir)
                 summary = run_one(cfg, run_dir)
-            rows.append({"method": method, "seed": seed, **summary["metrics"], "wall_s": summary["wall_s"]})
+            rows.append({"method": method, "seed": seed, **summary["metrics"], "wall_s": summary["wall_s"],
+                         GENERAL: (summary.get("general") or {}).get("final")})
             log(f"{method} seed {seed}: " + " ".join(f"{k}={summary['metrics'][k]:.3f}" for k in COLUMNS)
                 + f" wall={summary['wall_s']:.1f}s")
     return write_tables(rows, out)

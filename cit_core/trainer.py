@@ -24,6 +24,7 @@ from .evaluate import generate_answers, score_task
 from .events import (Checkpointed, CoefficientsLogged, DriftLogged, Evaluated, RunEnded, RunFailed, RunLog,
                      RunStarted, StepLogged, TaskEnded, TaskStarted)
 from .lessons import load_lesson
+from .lessons.corpus import general_suite
 from .methods import METHODS, RunContext, method_options
 from .model import ModelBundle, build_model, count_parameters
 from .runs import RunWriter
@@ -65,6 +66,8 @@ class Trainer:
         self.lesson = lesson or load_lesson(cfg.lesson, seed=cfg.train.seed)
         self.bundle = bundle or build_model(cfg.model, seed=cfg.train.seed, device=self.dist.device)
         self.encoder = Encoder(self.bundle.tokenizer, self.bundle.fmt, cfg.train.max_len)
+        # what the base already knew, scored at every evaluation beside the lesson (not a lesson task)
+        self.general = general_suite() if cfg.train.eval_general else None
         ctx = RunContext(cfg, self.lesson, self.bundle, self.encoder, random.Random(f"method-{cfg.train.seed}"))
         self.method = METHODS[cfg.method](method_options(cfg.method, cfg.method_options), ctx)
         torch.manual_seed(cfg.train.seed)
@@ -235,7 +238,7 @@ class Trainer:
                 yield self._emit(event)
             final = self._evaluation(index)
             yield self._emit(final)
-            yield self._emit(TaskEnded(index, self.steps_done, final.scores, info or {}))
+            yield self._emit(TaskEnded(index, self.steps_done, final.scores, info or {}, final.general))
             cur.task, cur.sampler, cur.optimizer, cur.start = index + 1, None, None, None
             if cur.task < len(tasks):   # after the last task the run ends in the same advance()
                 cur.wall_s += time.perf_counter() - resumed
@@ -304,7 +307,10 @@ class Trainer:
     def _evaluation(self, index) -> Evaluated:
         started = time.perf_counter()
         scores = tuple(round(s, 6) for s in self.evaluate())
-        return Evaluated(index, self.steps_done, scores, time.perf_counter() - started)
+        general = None
+        if self.general is not None:
+            general = round(self.evaluate([self.general])[0], 6)
+        return Evaluated(index, self.steps_done, scores, time.perf_counter() - started, general)
 
     def _score(self, task) -> float:
         return score_task(task, self._routed_answers(task.eval))

@@ -58,25 +58,44 @@ def matrix_height(n_tasks: int) -> int:
 
 
 # -- accuracy matrix ----------------------------------------------------------------------------
-def matrix_rows(tasks: list[str], base_scores: list[float], acc_matrix: list[list[float]]):
-    """Row labels and values of the full (T+1) x T matrix; None where a row is not reached yet."""
+GENERAL_LABEL = "general"
+GENERAL_HOVER = "the general suite (held-out prompts of the base's pretraining skills; not a lesson task)"
+
+
+def general_column(log) -> list[float | None] | None:
+    """The general suite's score per matrix row (before training, after each task), or None when the run
+    did not evaluate it. `log` is a RunLog (or anything with its three general fields)."""
+    if getattr(log, "base_general", None) is None:
+        return None
+    return [log.base_general, *log.general_row]
+
+
+def matrix_rows(tasks: list[str], base_scores: list[float], acc_matrix: list[list[float]],
+                general: list[float | None] | None = None):
+    """Row labels and values of the full (T+1) x T matrix (plus the general column when given); None where
+    a row is not reached yet."""
     T = len(tasks)
     labels = ["before training"] + [f"after {i + 1}. {short(t)}" for i, t in enumerate(tasks)]
     values: list[list[float | None]] = [list(base_scores) if base_scores else [None] * T]
     for i in range(T):
         values.append(list(acc_matrix[i]) if i < len(acc_matrix) else [None] * T)
+    if general is not None:
+        for r, row in enumerate(values):
+            row.append(general[r] if r < len(general) else None)
     return labels, values
 
 
 def matrix_figure(tasks: list[str], base_scores: list[float], acc_matrix: list[list[float]],
-                  current_task: int = -1) -> go.Figure:
-    """Heatmap of R: rows = before training / after task i, columns = tasks; empty rows not reached."""
+                  current_task: int = -1, general: list[float | None] | None = None) -> go.Figure:
+    """Heatmap of R: rows = before training / after task i, columns = tasks (then the general suite, set
+    apart by a gap); empty rows not reached."""
     T = len(tasks)
-    labels, values = matrix_rows(tasks, base_scores, acc_matrix)
-    cols = task_labels(tasks)
+    labels, values = matrix_rows(tasks, base_scores, acc_matrix, general)
+    cols = task_labels(tasks) + ([GENERAL_LABEL] if general is not None else [])
+    names = list(tasks) + ([GENERAL_HOVER] if general is not None else [])
     text = [["" if v is None else f"{v:.2f}" for v in row] for row in values]
     hover_rows = ["before training"] + [f"after training task {i + 1} ({t})" for i, t in enumerate(tasks)]
-    custom = [[[hover_rows[r], tasks[c]] for c in range(T)] for r in range(T + 1)]
+    custom = [[[hover_rows[r], names[c]] for c in range(len(cols))] for r in range(T + 1)]
     heat = dict(
         type="heatmap", z=values, x=cols, y=labels, text=text, texttemplate="%{text}", textfont=dict(size=13),
         customdata=custom, colorscale=MATRIX_SCALE, zmin=0, zmax=1, xgap=2, ygap=2,
@@ -89,6 +108,9 @@ def matrix_figure(tasks: list[str], base_scores: list[float], acc_matrix: list[l
         # the row being trained now: a dashed outline where the next numbers will appear
         shapes.append(dict(type="rect", xref="x", yref="y", x0=-0.5, x1=T - 0.5, y0=current_task + 0.5,
                            y1=current_task + 1.5, line=dict(color="#555", width=1.5, dash="dot")))
+    if general is not None:   # a white bar sets the general column apart: it is not in the metrics
+        shapes.append(dict(type="line", xref="x", yref="paper", x0=T - 0.5, x1=T - 0.5, y0=0, y1=1,
+                           line=dict(color="white", width=8)))
     return _figure([heat], _layout(
         matrix_height(T), "Accuracy matrix", shapes=shapes, margin=dict(l=150, r=20, t=40, b=70),
         xaxis=dict(side="bottom", tickangle=-30 if T > 4 else 0, showgrid=False, fixedrange=True),
@@ -99,13 +121,15 @@ def _fmt(v) -> str:
     return "·" if v is None else f"{v:.2f}"
 
 
-def matrix_markdown(tasks: list[str], base_scores: list[float], acc_matrix: list[list[float]]) -> str:
+def matrix_markdown(tasks: list[str], base_scores: list[float], acc_matrix: list[list[float]],
+                    general: list[float | None] | None = None) -> str:
     """The same matrix as a markdown table ('·' = not reached yet), for screen readers and copying."""
     if not tasks:
         return "_No run yet._"
-    labels, values = matrix_rows(tasks, base_scores, acc_matrix)
-    head = "| | " + " | ".join(task_labels(tasks)) + " |"
-    sep = "|---|" + "---:|" * len(tasks)
+    labels, values = matrix_rows(tasks, base_scores, acc_matrix, general)
+    cols = task_labels(tasks) + ([GENERAL_LABEL] if general is not None else [])
+    head = "| | " + " | ".join(cols) + " |"
+    sep = "|---|" + "---:|" * len(cols)
     body = ["| " + label + " | " + " | ".join(_fmt(v) for v in row) + " |" for label, row in zip(labels, values)]
     return "\n".join([head, sep, *body])
 
@@ -130,9 +154,15 @@ def _task_bands(tasks: list[str], segments, current_task: int, y_label: float) -
 
 def curves_figure(tasks: list[str], curve_steps: list[int], curve_scores: list[list[float]],
                   boundaries: list[int], steps_per_task: int, current_task: int = -1,
-                  total_steps: int | None = None) -> go.Figure:
-    """Score of every task at each periodic evaluation, over global steps."""
+                  total_steps: int | None = None, general: list[float | None] | None = None) -> go.Figure:
+    """Score of every task at each periodic evaluation, over global steps (and the general suite's, grey,
+    when the run evaluated it)."""
     traces = []
+    if general and any(g is not None for g in general):
+        traces.append(dict(
+            type="scatter", x=list(curve_steps), y=list(general), mode="lines+markers", name="general",
+            line=dict(color="#777", dash="dot", width=3), marker=dict(size=4, symbol="square"),
+            hovertemplate="general (base's skills): %{y:.2f}<extra></extra>"))
     for j, name in enumerate(tasks):
         ys = [row[j] if j < len(row) else None for row in curve_scores]
         traces.append(dict(
@@ -210,5 +240,5 @@ def metrics_markdown(metrics: dict[str, float], formulas: dict[str, str], explai
     return "\n".join(lines)
 
 
-__all__ = ["matrix_figure", "matrix_markdown", "matrix_rows", "curves_figure", "loss_figure",
+__all__ = ["general_column", "matrix_figure", "matrix_markdown", "matrix_rows", "curves_figure", "loss_figure",
            "metrics_markdown", "task_labels", "OKABE_ITO", "MATRIX_SCALE"]

@@ -33,11 +33,13 @@ def forgetting_view(log) -> tuple:
     acc = [list(r) for r in log.acc_matrix]
     drift = list(log.drift)
     current = -1 if log.finished else log.task
+    general = figures.general_column(log)
     curves = figures.curves_figure(tasks, list(log.curve_steps), [list(s) for s in log.curve_scores],
-                                   list(log.boundaries), log.steps_per_task, current, log.total_steps or None)
-    matrix = figures.matrix_figure(tasks, list(log.base_scores), acc, current)
+                                   list(log.boundaries), log.steps_per_task, current, log.total_steps or None,
+                                   general=list(log.curve_general) if general else None)
+    matrix = figures.matrix_figure(tasks, list(log.base_scores), acc, current, general=general)
     drift_fig = af.drift_figure(tasks, drift, acc)
-    tables = ("**Accuracy matrix**\n\n" + figures.matrix_markdown(tasks, list(log.base_scores), acc)
+    tables = ("**Accuracy matrix**\n\n" + figures.matrix_markdown(tasks, list(log.base_scores), acc, general)
               + "\n\n**Layer drift and accuracy drops**\n\n" + af.drift_markdown(tasks, drift, acc))
     return curves, matrix, drift_fig, tables
 

@@ -101,10 +101,12 @@ def export_run(name) -> tuple[list[str] | None, str]:
     folder = Path(tempfile.mkdtemp(prefix=f"cit-export-{name[:40]}-"))
     files = write_metrics([rec], folder, "metrics")
     lg = rec.log
-    files.append(write_figure_html(figures.matrix_figure(lg.tasks, lg.base_scores, lg.acc_matrix),
+    files.append(write_figure_html(figures.matrix_figure(lg.tasks, lg.base_scores, lg.acc_matrix,
+                                                         general=figures.general_column(lg)),
                                    folder / "accuracy_matrix.html"))
     files.append(write_figure_html(figures.curves_figure(lg.tasks, lg.curve_steps, lg.curve_scores, lg.boundaries,
-                                                         lg.steps_per_task, -1, lg.total_steps),
+                                                         lg.steps_per_task, -1, lg.total_steps,
+                                                         general=lg.curve_general if lg.has_general else None),
                                    folder / "curves.html"))
     note = _export_adapters(path, folder, files)
     return [str(f) for f in files], f"{len(files)} files ready below. {note}"

@@ -29,6 +29,7 @@ def test_sweep_writes_runs_and_tables(tmp_path):
     for r in runs:
         summary = json.loads((tmp_path / f"{r['method']}-s{r['seed']}" / "summary.json").read_text())
         assert float(r["AP"]) == pytest.approx(summary["metrics"]["AP"])
+        assert float(r["general"]) == pytest.approx(summary["general"]["final"])   # the general suite's column
         assert summary["seed"] == int(r["seed"])
     seqft_ap = [float(r["AP"]) for r in runs if r["method"] == "seqft"]
     assert table[0]["AP"][0] == pytest.approx(sum(seqft_ap) / 2)

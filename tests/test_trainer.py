@@ -86,3 +86,32 @@ def test_mixed_precision_keeps_trainable_weights_fp32_and_the_frozen_base_bf16()
     assert model[0].weight.dtype == torch.bfloat16          # frozen base stays small
     assert model[1].weight.dtype == torch.float32           # optimizer updates an fp32 master copy
     assert not _use_mixed_precision(torch.device("cpu"))     # the CPU path trains in fp32 as before
+
+
+def test_the_general_suite_is_a_column_and_a_curve_beside_the_lesson(lesson2):
+    """Every evaluation also scores the general suite; it is in the run log and summary.json, not in the metrics."""
+    from cit_core.events import Evaluated, TaskEnded
+    from cit_core.evaluate import generate_answers, score_task
+    from cit_core.lessons.corpus import general_suite
+    trainer = Trainer(small_config(steps=4), lesson=lesson2)
+    base_general = score_task(general_suite(), generate_answers(trainer.model.eval(), trainer.encoder,
+                                                                general_suite().eval))
+    events = list(trainer.events())
+    evaluated = [e for e in events if isinstance(e, Evaluated)]
+    assert all(e.general is not None for e in evaluated)
+    assert abs(evaluated[0].general - base_general) < 1e-6         # the untrained base, scored independently
+    ends = [e for e in events if isinstance(e, TaskEnded)]
+    summary = trainer.log.summary
+    assert summary["general"]["base"] == evaluated[0].general
+    assert summary["general"]["after_task"] == [e.general for e in ends]
+    assert summary["general"]["drop"] == pytest.approx(summary["general"]["base"] - ends[-1].general)
+    assert summary["curves"]["general"] == [e.general for e in evaluated]
+    assert len(summary["curves"]["general"]) == len(summary["curves"]["steps"])
+    assert "general" not in summary["metrics"]
+
+
+def test_the_general_suite_can_be_switched_off(lesson2):
+    cfg = small_config(steps=2)
+    cfg.train.eval_general = False
+    summary = Trainer(cfg, lesson=lesson2).run_to_end()
+    assert "general" not in summary and "general" not in summary["curves"]

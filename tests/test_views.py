@@ -166,7 +166,7 @@ def test_lcia_run_draws_alpha_and_its_fallback_share_matches_the_method(store):
     bar = [t for t in fig.data if t.type == "bar"][0]
     own = log.task_end_info[1]["fallback_share"]
     assert list(bar.x) == pytest.approx([own[n] for n in names])
-    assert "| 2. threshold | retrain | 0 | yes |" in tables
+    assert "| 2. has_seven | retrain | 0 | yes |" in tables
     assert coefficients.refresh(None, None, "lcia", key) == (SKIP,) * 4
 
 
@@ -194,7 +194,9 @@ def test_forgetting_view_on_saved_run_with_hand_written_drift(store):
     log = read_run(run)
     assert "2 of 2 tasks done" in note and "How to read this" in note
     assert [list(t.x) for t in curves.data][0] == log.curve_steps
-    np.testing.assert_allclose(np.asarray(heatmaps(matrix)[0].z[1:], float), log.acc_matrix)
+    z = np.asarray(heatmaps(matrix)[0].z, float)
+    np.testing.assert_allclose(z[1:, :len(log.tasks)], log.acc_matrix)
+    np.testing.assert_allclose(z[:, -1], [log.base_general, *log.general_row])   # the general column
     np.testing.assert_allclose(np.asarray(heatmaps(drift_fig)[0].z, float), [[0.2, 0.05], [0.1, 0.3]], rtol=1e-6)
     assert "| layers.1 | 0.1 | 0.3 |" in tables
     assert forgetting.refresh(None, None, "ewc_drift", key) == (SKIP,) * 6
