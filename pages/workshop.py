@@ -47,30 +47,36 @@ WORKSHOPS: dict[str, Workshop] = {
         (
             GuideStep(
                 "Predict, then learn task 1",
-                "The model will learn five tasks one after another with plain fine-tuning (SeqFT). Task 1 is "
-                "**parity** (*is 417 even or odd?*), task 2 is **threshold** (*is 417 greater than 500? yes/no*): "
-                "the same numbers, another question.\n\n"
+                "The model is a tiny language model that was already instruction-tuned on 40 small skills "
+                "(copy, reverse, first letter, does it contain a letter, ...). It will now learn five *new* tasks "
+                "one after another with plain fine-tuning (SeqFT). Task 1 is **last_two** (*the last two "
+                "letters of kemado?* → *do*), task 2 is **has_seven** (*does 417 contain the digit 7?* → "
+                "*yes*): other inputs, another question.\n\n"
                 "**Predict:** after the model has learned task 2, what will its score on task 1 be: about the "
-                "same, a bit lower, or close to chance (0.5)? Write your guess down.\n\n"
-                "Then type **150** in the *steps* box and press **Step**: the model trains on task 1 only and "
-                "the row *after 1. parity* of the accuracy matrix fills.",
+                "same, a bit lower, or close to zero? Write your guess down.\n\n"
+                "Then type **45** in the *steps* box and press **Step**: the model trains on task 1 only and "
+                "the row *after 1. last_two* of the accuracy matrix fills. Notice the **general** column: "
+                "the skills the model had before this lesson.",
                 "method=seqft&hide=lesson,method,options,model,lr,batch,eval,seed,steps"),
             GuideStep(
                 "Learn task 2 and check your prediction",
-                "Press **Step** again (150 steps): the model now learns task 2 (threshold) and sees no parity "
+                "Press **Step** again (45 steps): the model now learns task 2 (has_seven) and sees no last_two "
                 "example at all.\n\n"
-                "Look at the **parity** column of the accuracy matrix: compare the row *after 2. threshold* with "
-                "the row *after 1. parity*. Was your prediction right? The score curves below show *when* it "
-                "happened: the parity curve falls while threshold is being trained."),
+                "Look at the **last_two** column of the accuracy matrix: compare the row *after 2. has_seven* "
+                "with the row *after 1. last_two*. Was your prediction right? The score curves below show "
+                "*when* it happened: the last_two curve falls while has_seven is being trained. The "
+                "**general** column fell too: fine-tuning on one task erases what the model already knew "
+                "(TRACE calls this the loss of general ability)."),
             GuideStep(
                 "Play to the end and read the metrics",
                 "Press **▶ Play** to train tasks 3 to 5. Then read the metrics under the curves: **forgetting** "
                 "is the average drop from each task's best score to its final one, and **BWT** is negative when "
                 "later tasks hurt earlier ones.\n\n"
                 "**Discuss:** which tasks were forgotten most: those that share the answers *yes/no* "
-                "(threshold, vowel_end, has_z) or those that share the inputs (parity, threshold)? The "
-                "**Forgetting** tab shows which layers changed. Next workshop: `?workshop=replay_vs_inscl` "
-                "tries a remedy."),
+                "(has_seven, vowel_end), those that share the inputs and the phrasing (last_two, first_two) or "
+                "those that share nothing? The **Forgetting** tab shows which layers changed. To see why the "
+                "instruction-tuned start matters, switch *Model* to *tiny · random init* and Play again. Next "
+                "workshop: `?workshop=replay_vs_inscl` tries a remedy."),
         )),
     "replay_vs_inscl": Workshop(
         "Replay vs InsCL: the same memory, spent differently",
@@ -81,7 +87,7 @@ WORKSHOPS: dict[str, Workshop] = {
                 "Plain fine-tuning forgets most of each task on this lesson. **Experience replay** keeps 64 "
                 "examples of every finished task and mixes them into a quarter of each batch.\n\n"
                 "**Predict:** with replay, will the final forgetting be about the same, halved, or close to "
-                "zero? Then press **▶ Play** and let the run finish (about a minute). Write down **AP** and "
+                "zero? Then press **▶ Play** and let the run finish (about 20 seconds). Write down **AP** and "
                 "**forgetting** from the metrics.",
                 f"method=replay&{_HIDE_MOST}"),
             GuideStep(
@@ -127,12 +133,13 @@ WORKSHOPS: dict[str, Workshop] = {
                 "Both at once: LCIA",
                 "**LCIA** groups tasks by how similar their instructions are (TF-IDF): a task similar enough "
                 "(≥ τ) to an earlier group retrains that group's LoRA through an adaptive moving average, any "
-                "other task opens a new LoRA (isolation). At the default τ = 0.30 every task of this lesson "
-                "opens its own group; this step lowers τ to 0.05 (`opt.tau=0.05`) so that tasks can share.\n\n"
-                "**Predict:** do shared groups forget more than separate ones? Press **↺ Reset** and **▶ Play**, "
-                "then compare with the two runs before. The method card (*About this method*) has the "
-                "update rule." + _watch_hint("LCIA (tau=0.05)"),
-                "method=lcia&opt.tau=0.05"),
+                "other task opens a new LoRA (isolation). At the default τ = 0.30, *first_two* is phrased like "
+                "*last_two* and retrains its group; the other tasks open groups of their own.\n\n"
+                "**Predict:** will the shared group keep *last_two* and learn *first_two*? Press **↺ Reset** "
+                "and **▶ Play**, then compare with the two runs before; the **Coefficients** tab shows the "
+                "adaptive coefficient α of every LoRA tensor at every step of the shared task. The method card "
+                "(*About this method*) has the update rule." + _watch_hint("LCIA"),
+                "method=lcia"),
         )),
 }
 

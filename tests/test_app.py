@@ -109,7 +109,7 @@ def test_play_streams_then_pause_and_cancel_stop_and_step_is_exact(server):
     for name in FORMULAS:                                                   # every metric, with its formula
         assert f"**{name}**" in outputs[METRICS] and FORMULAS[name] in outputs[METRICS]
     assert outputs[MATRIX]["type"] == "plotly" and '"heatmap"' in outputs[MATRIX]["plot"]
-    assert "parity" in outputs[LESSON]
+    assert "last_two" in outputs[LESSON]
 
     # Pause (server side: works even though this client does not cancel the Play event itself)
     paused = client.predict(api_name="/pause")

@@ -109,13 +109,13 @@ def test_page_computes_a_saved_run(lora_run, monkeypatch):
         view = page.build_connectivity_tab(None, gr.State(None))
     assert isinstance(view.timer, gr.Timer)
     (root / "lora" / "connectivity.json").unlink(missing_ok=True)   # computed from the checkpoints
-    result = page.compute_pair(None, None, "lora", "1. parity", "2. threshold", "delta", 2)
+    result = page.compute_pair(None, None, "lora", "1. last_two", "2. has_seven", "delta", 2)
     assert result["variant"] == "delta" and len(result["loss"]) == 2
     fig = page.curve_figure(result, "accuracy")
     assert len(fig.data) == 2 and list(fig.data[0].x) == [0.0, 1.0]
     text = page.at_alpha(None, None, "lora", result, 0.5, samples=True)
     assert text.count("\n|") >= 2 + 2 * page.SAMPLES_PER_TASK
     with pytest.raises(ProbeError, match="different tasks"):
-        page.compute_pair(None, None, "lora", "1. parity", "1. parity", "delta", 2)
+        page.compute_pair(None, None, "lora", "1. last_two", "1. last_two", "delta", 2)
     with pytest.raises(ProbeError, match="task 3 has no checkpoint"):
-        page.compute_pair(None, None, "lora", "1. parity", "3. sign", "delta", 2)
+        page.compute_pair(None, None, "lora", "1. last_two", "3. first_two", "delta", 2)

@@ -147,8 +147,8 @@ def test_probe_writes_the_documented_keys_and_caches_on_disk(runs, monkeypatch, 
     assert len(data["points"]) == len(data["task"]) == len(data["text"]) == n
     assert all(len(p) == 2 and all(np.isfinite(p)) for p in data["points"])
     wass = data["matrices"]["InsCL Wasserstein distance"]
-    assert wass["labels"] == ["parity", "threshold", "sign"]
-    assert wass["values"][2][:2] == [runs["inscl"].log.task_info[2]["distances"][k] for k in ("parity", "threshold")]
+    assert wass["labels"] == ["last_two", "has_seven", "first_two"]
+    assert wass["values"][2][:2] == [runs["inscl"].log.task_info[2]["distances"][k] for k in ("last_two", "has_seven")]
     # a fresh process (empty memory cache) reads the coordinates back from the run folder, not UMAP
     emb.clear_memory_cache()
     monkeypatch.setattr(emb, "umap_2d", lambda *a, **k: pytest.fail("UMAP recomputed despite the cache"))
@@ -179,14 +179,14 @@ def test_page_builds_and_draws_a_saved_and_a_live_run(runs, monkeypatch):
     out = page.refresh(NoRuns(), None, "tir", None, None)
     shown, data, note, fig = out[:4]
     assert "UMAP (seeded" in note and "tir" in note
-    assert [tr.name for tr in fig.data] == ["1. parity", "2. threshold", "3. sign"]
+    assert [tr.name for tr in fig.data] == ["1. last_two", "2. has_seven", "3. first_two"]
     assert sum(len(tr.x) for tr in fig.data) == len(points)
     assert "TIR penalty weight" in out[5]["choices"]
     assert all(o == gr.skip() for o in page.refresh(NoRuns(), None, "tir", shown, None))   # nothing resent
     fig2, near = page.select_point(data, 0)
     assert near.count("\n| ") == page.N_NEAREST + 1 and fig2.data[-1].name == "selected + nearest"
     heat, table = page.show_matrix(data, "TIR penalty weight")
-    assert heat.data[0].type == "heatmap" and "| parity |" in table
+    assert heat.data[0].type == "heatmap" and "| last_two |" in table
     # a saved run with a UMAP embeddings.json is drawn from that file
     written = json.loads(emb.probe_run(runs["lcia"].run_dir, "umap", log=lambda _: None).read_text())
     saved = page.view_data(src.resolve(NoRuns(), None, "lcia")[0])

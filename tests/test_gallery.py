@@ -113,7 +113,7 @@ def test_replay_folds_exactly_the_events_up_to_a_step():
     assert last.finished and last.summary == full.summary and last.acc_matrix == full.acc_matrix
     assert gallery.replay(name) is not full and gallery.replay(name).losses == full.losses   # a private copy
     # replay is a prefix of the stream: step by step, each fold extends the previous one
-    sizes = [len(gallery.replay_events(name, s)) for s in range(0, full.total_steps + 1, 50)]
+    sizes = [len(gallery.replay_events(name, s)) for s in [*range(0, full.total_steps, 50), full.total_steps]]
     assert sizes == sorted(sizes) and sizes[-1] == len(_records(name))
 
 
@@ -125,10 +125,15 @@ def test_unknown_recording_is_a_clear_error():
 
 
 # -- reproduction --------------------------------------------------------------------------------------
+# Float32 sums may be ordered differently on another processor: losses agree to LOSS_TOL, and a held-out
+# score may move by a prompt or two whose greedy answer sat on a tie (1/64 each).
+LOSS_TOL, SCORE_TOL = 1e-4, 2 / 64
+
+
 def test_rerunning_the_seqft_config_reproduces_the_shipped_first_task():
-    """Same CPU code path, same seed, same thread count (the Trainer sets torch's threads from the config):
-    the engine is deterministic, so losses, evaluations and the task-1 row must be *equal*, not close.
-    (Measured: seqft on this tiny model also gives identical numbers with 2 threads.)"""
+    """The seqft recording's config, re-run for its first task with the same seed and thread count: every
+    event in the same order at the same steps, the losses within LOSS_TOL, every evaluation (the general
+    suite included) and the task-1 row within SCORE_TOL. On the machine that recorded it they are equal."""
     entry = gallery.entry("seqft")
     threads = torch.get_num_threads()
     try:
@@ -138,27 +143,31 @@ def test_rerunning_the_seqft_config_reproduces_the_shipped_first_task():
         live = trainer.advance(spt)
     finally:
         torch.set_num_threads(threads)
-    # DriftLogged is newer than some recordings; compare what both streams have
-    kinds = {"DriftLogged"} if not entry["has_drift"] else set()
-    live_plain = [e for e in _plain(live) if e["type"] not in kinds]
-    shipped = _plain(gallery.replay_events("seqft", spt))
-    assert [e["type"] for e in live_plain] == [e["type"] for e in shipped]
-    assert live_plain == shipped            # every loss, scalar, token count, score and the task-1 row
-    assert trainer.log.acc_matrix == gallery.load("seqft").acc_matrix[:1]
+    live_plain, shipped = _plain(live), _plain(gallery.replay_events("seqft", spt))
+    assert [(e["type"], e.get("step")) for e in live_plain] == [(e["type"], e.get("step")) for e in shipped]
     assert len([e for e in shipped if e["type"] == "StepLogged"]) == spt
+    for ours, theirs in zip(live_plain, shipped):
+        if ours["type"] == "StepLogged":
+            assert ours["loss"] == pytest.approx(theirs["loss"], abs=LOSS_TOL)
+            assert ours["tokens"] == theirs["tokens"]
+        elif ours["type"] == "Evaluated":
+            assert ours["scores"] == pytest.approx(theirs["scores"], abs=SCORE_TOL)
+            assert ours["general"] == pytest.approx(theirs["general"], abs=SCORE_TOL)
+    assert trainer.log.acc_matrix[0] == pytest.approx(gallery.load("seqft").acc_matrix[0], abs=SCORE_TOL)
 
 
 SMOLLM2_RECORDINGS = ("smollm2-seqft_lora", "smollm2-ilora", "smollm2-lcia", "smollm2-switchcit")
 
 
 def test_smollm2_recordings_are_shipped_and_forget_as_recorded():
-    """SmolLM2-135M recordings (a shortened default lesson, README): present, of the real model, and
+    """SmolLM2-135M recordings (a shortened classic lesson, README): present, of the real model, and
     telling the story they are shipped for (SeqFT-LoRA forgets; I-LoRA and the isolating methods less)."""
     entries = {e["name"]: e for e in gallery.index()}
     assert set(SMOLLM2_RECORDINGS) <= set(entries)
     for name in SMOLLM2_RECORDINGS:
         config = entries[name]["config"]
-        assert config["model"]["name"] == "smollm2" and config["lesson"]["name"] == "default"
+        # recorded on the lesson that was the default then, now `classic` (the same examples)
+        assert config["model"]["name"] == "smollm2" and config["lesson"]["name"] == "classic"
     forgetting_of = {n: entries[n]["metrics"]["forgetting"] for n in SMOLLM2_RECORDINGS}
     assert forgetting_of["smollm2-seqft_lora"] == max(forgetting_of.values())
 
@@ -199,10 +208,14 @@ def test_forgetting_view_shows_a_gallery_run():
     log = gallery.load("replay")
     key, note, curves, matrix, drift, tables = forgetting.refresh(None, None, "gallery: replay", None)
     assert "recorded run (gallery): replay" in note and f"{len(log.tasks)} of {len(log.tasks)} tasks done" in note
-    assert [list(t.x) for t in curves.data][0] == log.curve_steps
-    np.testing.assert_allclose([list(t.y) for t in curves.data], np.array(log.curve_scores).T)
-    heat = [t for t in matrix.data if t.type == "heatmap"][0]
-    np.testing.assert_allclose(np.asarray(heat.z, float), [log.base_scores, *log.acc_matrix])
+    tasks = [t for t in curves.data if t.name != "general"]
+    general = [t for t in curves.data if t.name == "general"][0]          # the general suite's own curve
+    assert [list(t.x) for t in tasks][0] == log.curve_steps
+    np.testing.assert_allclose([list(t.y) for t in tasks], np.array(log.curve_scores).T)
+    np.testing.assert_allclose(list(general.y), log.curve_general)
+    heat = np.asarray([t for t in matrix.data if t.type == "heatmap"][0].z, float)
+    np.testing.assert_allclose(heat[:, :len(log.tasks)], [log.base_scores, *log.acc_matrix])
+    np.testing.assert_allclose(heat[:, -1], [log.base_general, *log.general_row])
     assert forgetting.refresh(None, None, "gallery: replay", key) == (SKIP,) * 6
 
 
@@ -280,7 +293,8 @@ def test_recording_advances_like_the_trainer_paused_at_the_same_steps():
     full = gallery.load(name)
     assert rec.recorded and rec.steps_done == 0 and not rec.finished and rec.log.tasks == full.tasks
     assert [t.name for t in rec.lesson.tasks] == full.tasks          # the default lesson, rebuilt
-    for target in (1, 25, 149, 150, 151, 300, 449):
+    spt = gallery.entry(name)["config"]["train"]["steps_per_task"]
+    for target in (1, spt // 2, spt - 1, spt, spt + 1, 2 * spt, 3 * spt - 1):
         rec.advance(target - rec.steps_done)
         expect = gallery.replay(name, target)
         assert rec.steps_done == target
@@ -311,7 +325,8 @@ def test_watch_plays_a_recording_to_its_end_without_taking_a_training_slot():
     # the figures follow the recording: the last matrix drawn is the recorded one
     shown = [dict(zip(OUTPUT_KEYS, f))["matrix"] for f in frames]
     heat = [t for t in [m for m in shown if m is not SKIP][-1].data if t.type == "heatmap"][0]
-    np.testing.assert_allclose(np.asarray(heat.z, float), [full.base_scores, *full.acc_matrix])
+    z = np.asarray(heat.z, float)
+    np.testing.assert_allclose(z[:, :len(full.tasks)], [full.base_scores, *full.acc_matrix])
 
 
 def test_watch_continues_a_paused_recording_and_views_follow_the_session_run():

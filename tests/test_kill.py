@@ -64,7 +64,7 @@ def test_sigkill_mid_task_leaves_a_readable_run(tmp_path):
 
     log = read_run(out)                                        # what the views open
     assert log.step == steps[-1] and [s for s, _ in log.losses] == steps
-    assert log.tasks[0] == "parity" and len(log.tasks) == 5 and log.total_steps == 5 * STEPS_PER_TASK
+    assert log.tasks[0] == "last_two" and len(log.tasks) == 5 and log.total_steps == 5 * STEPS_PER_TASK
     assert log.task == 0 and log.boundaries == [0] and log.acc_matrix == []
     assert len(log.base_scores) == 5 and log.summary is None and not log.finished
     evaluated = [p for p in parsed if p["type"] == "Evaluated"]           # base scores at step 0 first

@@ -63,7 +63,7 @@ def test_similar_init_copies_the_nearest_old_adapter():
     for p in method.model.parameters():
         if p.requires_grad:
             p.data.normal_()
-    _, info = method.before_task(2, lesson.tasks[2], [])      # sign: phrased like parity
+    _, info = method.before_task(2, lesson.tasks[2], [])      # first_two: phrased like last_two
     assert info["init_from"] == "task0"
     a, b = state_of(method.model, "task0"), state_of(method.model, "task2")
     assert all(a[k].equal(b[k]) for k in a)

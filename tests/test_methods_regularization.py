@@ -72,7 +72,7 @@ def test_tir_weights_follow_the_direction_option():
 def test_tir_logs_its_weights_and_mas_runs():
     trainer, events = _short_run("tir", base="mas")
     info = [e.info for e in events if isinstance(e, TaskStarted)][1]
-    s = info["tir_similarity"]["parity"]
-    assert 0 < s < 1 and info["weights"]["parity"] == pytest.approx(1 - s, abs=1e-5)
+    s = info["tir_similarity"]["last_two"]
+    assert 0 < s < 1 and info["weights"]["last_two"] == pytest.approx(1 - s, abs=1e-5)
     penalties = [e.scalars["penalty"] for e in events if isinstance(e, StepLogged) and e.task == 1]
     assert penalties[-1] > 0

@@ -33,12 +33,14 @@ def test_wasserstein_of_a_set_with_itself_is_zero_and_symmetric():
 
 def test_inscl_distances_match_brute_force_on_the_default_lesson():
     """The distances InsCL allocates by (real embeddings; every task of the default lesson has 8 distinct
-    instructions): with uniform weights they equal the best one-to-one matching."""
+    training instructions): with uniform weights they equal the best one-to-one matching."""
     from cit_core.lessons import default_lesson
     from cit_core.similarity import get_embedder
     lesson = default_lesson(seed=0, n_eval=4)
     emb = get_embedder()
-    sets = [emb.encode(t.instructions).astype(np.float64) for t in lesson.tasks[:3]]
+    train_instructions = [list(dict.fromkeys(ex.instruction for ex in t.train)) for t in lesson.tasks[:3]]
+    assert [len(s) for s in train_instructions] == [8, 8, 8]
+    sets = [emb.encode(s).astype(np.float64) for s in train_instructions]
     for x in sets:
         for y in sets:
             cost = np.clip(1.0 - x @ y.T, 0.0, 2.0)

@@ -47,7 +47,7 @@ def test_round_trip_with_view_flags_and_a_workshop():
 
 def test_the_documented_scheme():
     cfg = RunConfig(method="lcia", train=TrainConfig(seed=1, steps_per_task=40, lr=0.001), method_options={"tau": 0.05})
-    assert encode(cfg) == ("method=lcia&lesson=default&model=tiny&seed=1&steps=40&lr=0.001&batch=32&eval=25"
+    assert encode(cfg) == ("method=lcia&lesson=default&model=tiny&seed=1&steps=40&lr=0.001&batch=16&eval=25"
                            "&opt.tau=0.05")
     assert encode(RunConfig(), hide=("method", "lr")).endswith("&hide=method,lr")
     # a hand-written short link: only what it names changes
@@ -76,13 +76,13 @@ def test_uploaded_lesson_files_cannot_be_encoded(tmp_path):
 
 BAD = [
     ("seed=abc", "seed must be a whole number, got 'abc'", ("train", "seed", 0)),
-    ("steps=1.5", "steps must be a whole number", ("train", "steps_per_task", 150)),
-    ("lr=5", "lr: must be in [1e-07, 1.0], got 5.0", ("train", "lr", 1e-3)),
-    ("lr=nan", "lr must be a finite number", ("train", "lr", 1e-3)),
-    ("batch=0", "batch: must be in [1, 1024]", ("train", "batch_size", 32)),
+    ("steps=1.5", "steps must be a whole number", ("train", "steps_per_task", 45)),
+    ("lr=5", "lr: must be in [1e-07, 1.0], got 5.0", ("train", "lr", 2e-3)),
+    ("lr=nan", "lr must be a finite number", ("train", "lr", 2e-3)),
+    ("batch=0", "batch: must be in [1, 1024]", ("train", "batch_size", 16)),
     ("eval=-1", "eval: must be in [0, 100000]", ("train", "eval_every", 25)),
     ("model=", "model is empty", ("model", "name", "tiny")),
-    ("lesson=files", "lesson must be one of ['default']", ("lesson", "name", "default")),
+    ("lesson=files", "lesson must be one of ['classic', 'default']", ("lesson", "name", "default")),
     ("method=nope", "method: no method named 'nope'", ("method", None, "seqft")),
     ("foo=1", "unknown setting 'foo'", ("method", None, "seqft")),
     ("opt.tau=0.3", "method 'seqft' has no option 'tau'", ("method", None, "seqft")),
@@ -115,7 +115,7 @@ def test_bad_links_give_a_message_and_keep_defaults(query, message, kept):
 def test_one_bad_value_does_not_spoil_the_others():
     state = decode("method=lcia&seed=7&lr=banana&opt.tau=0.5&opt.fallback=-3&hide=lr,nope,seed")
     assert len(state.errors) == 3
-    assert (state.config.method, state.config.train.seed, state.config.train.lr) == ("lcia", 7, 1e-3)
+    assert (state.config.method, state.config.train.seed, state.config.train.lr) == ("lcia", 7, 2e-3)
     assert state.config.method_options["tau"] == 0.5 and state.config.method_options["fallback"] == 0.01
     assert state.hide == ("lr", "seed")
 
@@ -142,7 +142,7 @@ WORKSHOP_VIEWS = {
     "forgetting": [(1, "seqft", {}, _MOST | {"method", "options"}), (3, "seqft", {}, _MOST | {"method", "options"})],
     "replay_vs_inscl": [(1, "replay", {"per_task": 64}, _MOST), (2, "inscl", {"per_task": 64}, _MOST),
                         (3, "inscl", {"per_task": 16}, _MOST)],
-    "isolation_vs_ema": [(1, "switchcit", {}, _MOST), (2, "ilora", {}, _MOST), (3, "lcia", {"tau": 0.05}, _MOST)],
+    "isolation_vs_ema": [(1, "switchcit", {}, _MOST), (2, "ilora", {}, _MOST), (3, "lcia", {}, _MOST)],
 }
 
 
@@ -178,7 +178,7 @@ def test_control_values_and_options_text():
     assert values["options_text"] == "tau=0.05, new_group_init=fresh"
     replay = control_values(decode("method=replay&opt.per_task=9&opt.mix_ratio=0.4"))
     assert (replay["per_task"], replay["mix_ratio"], replay["options_text"]) == (9, 0.4, "")
-    assert options_text("ewc", {"lam": 1e8, "batches": 64, "batch_size": 1}) == ""
+    assert options_text("ewc", {"lam": 1e6, "batches": 64, "batch_size": 1}) == ""
     assert keep_options("tau=0.05", "lcia") == "tau=0.05"       # a link sets method and options together
     assert keep_options("tau=0.05", "ewc") == ""                # a hand-picked method starts clean
     assert keep_options("garbled", "lcia") == ""
@@ -238,7 +238,7 @@ def test_the_app_applies_a_plain_link_and_reports_a_bad_one(app_ui):
     assert _visible(out[app_ui.guide_box]) is False
     bad = load(app_ui, {"lr": "-1", "method": "nope"})
     assert "lr: must be in" in bad[app_ui.status] and "no method named 'nope'" in bad[app_ui.status]
-    assert _value(bad[controls["lr"]]) == 1e-3 and _value(bad[controls["method"]]) == "seqft"
+    assert _value(bad[controls["lr"]]) == 2e-3 and _value(bad[controls["method"]]) == "seqft"
     assert "Traceback" not in bad[app_ui.status]
     plain = load(app_ui, {})
     assert app_ui.status not in plain                  # no link, no message

@@ -47,7 +47,7 @@ from .base import Method
 
 @dataclass
 class EWCOptions:
-    lam: float = knob(1e8, "penalty strength lambda; the importance is not normalised (raw Fisher values at "
+    lam: float = knob(1e6, "penalty strength lambda; the importance is not normalised (raw Fisher values at "
                       "convergence are tiny: ~1e-9 per weight on the tiny model)", 0.0, 1e12)
     batches: int = knob(64, "mini-batches of the finished task used to estimate the importance", 1, 10_000)
     batch_size: int = knob(1, "examples per importance mini-batch (1 = per-example gradients, the "
@@ -59,12 +59,12 @@ class EWCOptions:
 
 @dataclass
 class MASOptions(EWCOptions):
-    lam: float = knob(0.02, "penalty strength lambda; the importance is not normalised", 0.0, 1e12)
+    lam: float = knob(0.002, "penalty strength lambda; the importance is not normalised", 0.0, 1e12)
 
 
 @dataclass
 class TIROptions(EWCOptions):
-    lam: float = knob(1e8, "penalty strength lambda (EWC's default, sized for base='ewc'; about 0.02 suits "
+    lam: float = knob(1e6, "penalty strength lambda (EWC's default, sized for base='ewc'; about 0.002 suits "
                       "base='mas' on the tiny model)", 0.0, 1e12)
     base: str = knob("ewc", "importance of each old task: EWC (Fisher) or MAS (output sensitivity)",
                      choices=("ewc", "mas"))
