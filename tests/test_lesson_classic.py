@@ -1,4 +1,6 @@
-"""The classic lesson (the default before v2): enough tasks and paraphrases, held-out inputs, deterministic per seed."""
+"""The classic lesson (the default before v2): enough tasks and paraphrases, its rules, its examples unchanged.
+
+Held-out inputs and determinism are checked for every built-in lesson in test_lesson_default.py."""
 from cit_core.lessons import classic_lesson as default_lesson
 
 
@@ -11,23 +13,12 @@ def test_shape_and_paraphrases():
         assert {ex.output for ex in task.train} == set(task.labels)
 
 
-def test_eval_inputs_disjoint_from_training():
-    for task in default_lesson(seed=3).tasks:
-        assert not {ex.input for ex in task.eval} & {ex.input for ex in task.train}, task.name
-
-
 def test_labels_follow_the_rules():
     by_name = {t.name: t for t in default_lesson(seed=1).tasks}
     for ex in by_name["parity"].eval:
         assert ex.output == ("even" if int(ex.input) % 2 == 0 else "odd")
     for ex in by_name["has_z"].eval:
         assert (ex.output == "yes") == ("z" in ex.input)
-
-
-def test_deterministic_per_seed():
-    a, b, c = default_lesson(seed=5), default_lesson(seed=5), default_lesson(seed=6)
-    assert [t.train for t in a.tasks] == [t.train for t in b.tasks]
-    assert [t.train for t in a.tasks] != [t.train for t in c.tasks]
 
 
 def test_related_tasks_share_inputs():

@@ -1,5 +1,8 @@
-"""The default lesson (v2): new to the base, held-out phrasings and inputs, related pairs, deterministic."""
-from cit_core.lessons import default_lesson
+"""The default lesson (v2): new to the base, held-out phrasings and inputs, related pairs; every built-in lesson
+held out by input and deterministic per seed."""
+import pytest
+
+from cit_core.lessons import BUILTIN, default_lesson
 from cit_core.lessons.corpus import FAMILIES
 from cit_core.lessons.default import SPECS, TASK_ORDER
 
@@ -22,9 +25,10 @@ def test_evaluation_uses_only_phrasings_never_trained_on():
         assert held == set(SPECS[task.name].eval_instructions)
 
 
-def test_eval_inputs_disjoint_from_training():
-    for task in default_lesson(seed=3).tasks:
-        assert not {ex.input for ex in task.eval} & {ex.input for ex in task.train}, task.name
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_eval_inputs_disjoint_from_training(name):
+    for task in BUILTIN[name](seed=3).tasks:
+        assert not {ex.input for ex in task.eval} & {ex.input for ex in task.train}, (name, task.name)
 
 
 def test_answers_follow_the_rules():
@@ -50,8 +54,9 @@ def test_no_task_is_a_pretraining_family():
         assert not {ex.instruction for ex in task.train + task.eval} & family_instructions, task.name
 
 
-def test_deterministic_per_seed():
-    a, b, c = default_lesson(seed=5), default_lesson(seed=5), default_lesson(seed=6)
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_deterministic_per_seed(name):
+    a, b, c = BUILTIN[name](seed=5), BUILTIN[name](seed=5), BUILTIN[name](seed=6)
     assert [t.train for t in a.tasks] == [t.train for t in b.tasks]
     assert [t.train for t in a.tasks] != [t.train for t in c.tasks]
 
