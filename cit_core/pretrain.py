@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import platform
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ import torch
 
 from .config import ModelConfig
 from .evaluate import generate_answers, score_task
-from .lessons.corpus import FAMILIES, GENERAL_FAMILIES, general_suite, stream
+from .lessons.corpus import FAMILIES, GENERAL_FAMILIES, draw, general_suite, stream
 from .tokenize import COMPACT, ByteTokenizer, Encoder
 
 LOG_EVERY = 100            # the manifest keeps the mean loss of every LOG_EVERY steps
@@ -101,8 +102,6 @@ class Pretrainer:
 
     def family_scores(self, n_per_family: int = 12) -> dict[str, float]:
         """Exact match per family on held-out inputs (the general suite's families and all others)."""
-        from .lessons.corpus import draw
-        import random
         self.model.eval()
         scores = {}
         with torch.no_grad():
