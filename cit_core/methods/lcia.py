@@ -3,22 +3,30 @@
 Update rule
 - Groups: each group owns a LoRA adapter and a codebook of instruction strings. When task t starts,
   sim(t, g) = mean over all (instruction of t, instruction in g's codebook) pairs of TF-IDF cosine
-  (scikit-learn, English stop words). If max_g sim ≥ τ: retrain that group's LoRA with DEMA on (and add
-  t's instructions to its codebook). Else: open a new group (a new LoRA adapter, initialised from the
-  latest trained one as the released scripts do) and train it as plain LoRA, without EMA.
+  (scikit-learn, English stop words), each pair scored by a vectorizer fit on that pair alone (IDF from
+  two documents), as the released code does. If max_g sim ≥ τ: retrain that group's LoRA with DEMA on
+  (and add t's instructions to its codebook). Else: open a new group (a new LoRA adapter, initialised
+  from the latest trained one as the released scripts do) and train it as plain LoRA, without EMA.
 - DEMA, after every optimizer step and before the gradients are cleared, for every trainable tensor:
       a = ‖θ_t − θ*_{t−1}‖₁,  b = ‖g_t‖₁ (the clipped gradient),  c = ‖g_t − g_{t−1}‖₁
       α_t = 2(1 + b) / (a·c);   α_t = 0.01 if α_t ∉ (0, 1), on the first step, or without g_{t−1}
       θ*_t = (1 − α_t)·θ*_{t−1} + α_t·θ_t
-  θ* starts as the group's weights when the task starts; at the task's end θ* replaces the live weights.
+  θ* is first taken after the task's first optimizer step (θ*₁ = θ₁, as the released code's first call
+  deep-copies the weights); at the task's end θ* replaces the live weights.
 - Inference, per prompt: the group whose codebook is most similar to the prompt's instruction if that
   similarity is ≥ τ, else the last trained group.
 
 Follows the paper: per-tensor adaptive coefficient with its fallback, computed after the step; EMA
 weights replace the live ones at the task end; retrain-or-expand by instruction similarity with τ
 (0.30 for paraphrased instructions, 0.90 for fixed ones); per-instance routing.
-Released code differs (JingyangQiao/CoIN): it falls back to 0.01 silently (we log the fallback share per
-tensor); its evaluation hard-codes a checkpoint per dataset (we route per prompt, as the paper says).
+Follows the released code (JingyangQiao/CoIN) where the paper is silent: the pairwise TF-IDF fit
+(`instruct/LoRASelect.py`; the scale on which τ was set: on the classic lesson a task's own paraphrases
+score 0.64 pairwise, 0.47 with one joint fit) and θ*'s start (`peft/tuners/lora.py: ema_update`).
+Options keep this project's earlier choices: `similarity=joint` (one vectorizer over both sets) and
+`ema_start=task_start` (θ* from the weights before the first step).
+Released code differs, and we follow the paper: it falls back to 0.01 silently (we log the fallback
+share per tensor); its evaluation hard-codes a checkpoint per dataset (we route per prompt, as the paper
+says); a pair whose words are all stop words crashes its vectorizer (we score it 0).
 Our interpretation: the constants of α come from the code (the derivation is unverified); "first step"
 is the first step of each DEMA task (g_{t−1} is reset at task start); "the last group" at inference is
 the most recently trained one; a new group starts from the latest trained LoRA (`new_group_init`).
@@ -34,9 +42,11 @@ import torch
 
 from ..config import knob, validate
 from ..model import lora_config
-from ..similarity import tfidf_similarity
+from ..similarity import TFIDF_MODES, tfidf_similarity
 from .base import Method
 from .lora_tools import active_adapter, adapter_parameters, copy_adapter, short_names, state_of, train_only
+
+EMA_STARTS = ("first_step", "task_start")
 
 
 @dataclass
@@ -47,6 +57,11 @@ class LCIAOptions:
                            "without a previous gradient (paper: 0.01)", 1e-6, 0.999)
     new_group_init: str = knob("latest", "a new group's LoRA starts from the latest trained LoRA (released "
                                "scripts) or 'fresh' (zero update, the base model)", choices=("latest", "fresh"))
+    similarity: str = knob("pairwise", "TF-IDF fit: 'pairwise' = a fresh vectorizer per instruction pair, IDF "
+                           "from two documents (released code; the scale τ was set on) or 'joint' = one "
+                           "vectorizer over both sets (lower values)", choices=TFIDF_MODES)
+    ema_start: str = knob("first_step", "θ* starts as the weights after the task's first optimizer step "
+                          "(released code) or 'task_start' = the weights before it", choices=EMA_STARTS)
 
     def __post_init__(self):
         validate(self)
@@ -69,10 +84,19 @@ def adaptive_alpha(theta: torch.Tensor, shadow: torch.Tensor, grad: torch.Tensor
 
 
 class DEMA:
-    """Adaptive EMA shadow θ* of a set of tensors; call step() after optimizer.step(), before zero_grad."""
+    """Adaptive EMA shadow θ* of a set of tensors; call step() after optimizer.step(), before zero_grad.
 
-    def __init__(self, params: dict[str, torch.nn.Parameter], fallback: float = 0.01):
-        self.params, self.fallback = params, fallback
+    start "first_step" (released code: `ema_update` deep-copies the weights on its first call, which comes
+    after the first optimizer step): θ*₁ = θ₁, and α is adaptive from the second step on. start
+    "task_start": θ* starts as the weights before the first step, and step 1 mixes in θ₁ with the fallback.
+    Either way step 1 has no previous gradient, so its α is the fallback (with "first_step" it is
+    applied to θ*₁ = θ₁ and changes nothing).
+    """
+
+    def __init__(self, params: dict[str, torch.nn.Parameter], fallback: float = 0.01, start: str = "first_step"):
+        if start not in EMA_STARTS:
+            raise ValueError(f"unknown EMA start {start!r}; expected one of {EMA_STARTS}")
+        self.params, self.fallback, self.start = params, fallback, start
         self.shadow = {n: p.detach().clone() for n, p in params.items()}
         self.prev_grad: dict[str, torch.Tensor | None] = {n: None for n in params}
         self.steps = 0
@@ -81,6 +105,9 @@ class DEMA:
     @torch.no_grad()
     def step(self) -> dict[str, float]:
         alphas, fell = [], []
+        if self.steps == 0 and self.start == "first_step":
+            for n, p in self.params.items():
+                self.shadow[n].copy_(p.detach())
         for n, p in self.params.items():
             grad = None if p.grad is None else p.grad.detach()
             alpha, fb = adaptive_alpha(p, self.shadow[n], grad, self.prev_grad[n], self.fallback)
@@ -103,9 +130,10 @@ class DEMA:
             p.copy_(self.shadow[n])
 
 
-def choose_group(instructions: list[str], codebooks: list[list[str]], tau: float) -> tuple[int | None, list[float]]:
+def choose_group(instructions: list[str], codebooks: list[list[str]], tau: float,
+                 mode: str = "pairwise") -> tuple[int | None, list[float]]:
     """(group to retrain or None for a new group, similarity to every group)."""
-    sims = [tfidf_similarity(instructions, book) for book in codebooks]
+    sims = [tfidf_similarity(instructions, book, mode) for book in codebooks]
     if sims and max(sims) >= tau:
         return max(range(len(sims)), key=sims.__getitem__), sims
     return None, sims
@@ -140,7 +168,8 @@ class LCIA(Method):
 
     def before_task(self, index, task, pools):
         instructions = list(dict.fromkeys(ex.instruction for ex in task.train))
-        chosen, sims = choose_group(instructions, [g.codebook for g in self.groups], self.options.tau)
+        chosen, sims = choose_group(instructions, [g.codebook for g in self.groups], self.options.tau,
+                                    self.options.similarity)
         if chosen is None:
             k = len(self.groups)
             name = f"group{k}"
@@ -159,7 +188,8 @@ class LCIA(Method):
         train_only(self.model, group.adapter)
         params = adapter_parameters(self.model, group.adapter)
         self.short = short_names(params)
-        self.dema = DEMA(params, self.options.fallback) if decision == "retrain" else None
+        self.dema = (DEMA(params, self.options.fallback, self.options.ema_start) if decision == "retrain"
+                     else None)
         self._route_memo.clear()
         return pools, {"decision": decision, "group": k, "adapter": group.adapter, "dema": self.dema is not None,
                        "similarities": {g.adapter: round(s, 4) for g, s in zip(self.groups, sims)},
@@ -200,7 +230,7 @@ class LCIA(Method):
         book = self.groups[k].codebook
         key = (instruction, k, len(book))
         if key not in self._route_memo:
-            self._route_memo[key] = tfidf_similarity([instruction], book)
+            self._route_memo[key] = tfidf_similarity([instruction], book, self.options.similarity)
         return self._route_memo[key]
 
     def route_group(self, instruction: str) -> int | None:
