@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from .events import RunLog
+from .metrics import format_value, relative_gain
 from .runs import read_run
 
-METRICS = ("AP", "BWT", "FWT", "forgetting")
+METRICS = ("AP", "BWT", "FWT", "forgetting", "RG")
 
 
 class CompareError(ValueError):
@@ -100,12 +101,29 @@ def store_row(record: RunRecord) -> dict:
     }
 
 
-def run_row(record: RunRecord) -> dict:
-    """One row per run for the compare table and CSV: metrics straight from summary.json (None if unfinished)."""
+def run_row(record: RunRecord, upper: list[float] | None = None) -> dict:
+    """One row per run for the compare table and CSV: metrics straight from summary.json (None if unfinished).
+
+    `upper`: per-task upper bounds for RG (`single_task_bounds` of a per-task run); default each task's own
+    score right after training it, as in summary.json.
+    """
     s = record.summary or {}
-    m = s.get("metrics", {})
+    m = dict(s.get("metrics", {}))
+    if upper is not None and record.finished:
+        m["RG"] = relative_gain([record.log.base_scores or [0.0] * len(upper), *record.log.acc_matrix], upper)
     return {"run": record.name, "method": record.method, "lesson": record.lesson, "seed": record.seed,
             **{k: m.get(k) for k in METRICS}, "wall_s": s.get("wall_s"), "finished": record.finished}
+
+
+def single_task_bounds(upper: RunRecord, runs: list[RunRecord]) -> list[float]:
+    """InsCL's single-task upper bound U_i for RG: each task's score right after training it in a finished
+    per-task run (`oracle_lora` trains every task alone from the base), for runs on the same tasks."""
+    if not upper.finished:
+        raise CompareError(f"{upper.name} has not finished: its scores cannot serve as upper bounds")
+    for run in runs:
+        if run.log.tasks != upper.log.tasks:
+            raise CompareError(f"{run.name} and {upper.name} have different tasks; RG needs the same tasks")
+    return [row[i] for i, row in enumerate(upper.log.acc_matrix)]
 
 
 def grouped(rows: list[dict]) -> list[dict]:
@@ -170,7 +188,7 @@ def table_text(rows: list[dict]) -> str:
     """The per-run table as aligned plain text (CLI)."""
     header = ["run", "method", "seed", *METRICS, "wall_s"]
     cells = [[str(r["run"]), str(r["method"]), str(r["seed"])]
-             + [("unfinished" if r[k] is None else f"{r[k]:.3f}") for k in METRICS]
+             + [("unfinished" if not r["finished"] else format_value(k, r[k])) for k in METRICS]
              + ["" if r["wall_s"] is None else f"{r['wall_s']:.1f}"] for r in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]

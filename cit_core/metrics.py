@@ -13,6 +13,7 @@ FORMULAS = {
     "FWT": "FWT = 1/(T−1) Σ_{i≥2} (R[i−1][i] − R[0][i])",
     "forgetting": "F = 1/(T−1) Σ_{i<T} (max_{l∈[i,T−1]} R[l][i] − R[T][i])",
     "MAA": "MAA = (1/T) Σ_t (1/t) Σ_{i≤t} R[t][i]",
+    "RG": "RG = (100/T) Σ_i R[T][i] / U_i,  U_i = R[i][i]",
 }
 EXPLAIN = {
     "AP": "average score over all tasks at the end (TRACE's OP)",
@@ -21,6 +22,9 @@ EXPLAIN = {
     "forgetting": "Chaudhry et al. 2018: drop from each task's best earlier score to its final one "
                   "(negative only when a task ends above every earlier score)",
     "MAA": "mean average accuracy: the average over seen tasks, averaged over the stages",
+    "RG": "relative gain (InsCL's headline metric): each task's final score as a percentage of its upper "
+          "bound U_i, averaged; here U_i = its score right after training it (Compare can use a per-task "
+          "run's instead); n/a when some U_i is 0",
 }
 
 
@@ -68,11 +72,35 @@ def mean_average_accuracy(R) -> float:
     return float(np.mean([R[t, :t].mean() for t in range(1, T + 1)]))
 
 
-def all_metrics(base_scores, acc_matrix) -> dict[str, float]:
+def relative_gain(R, upper=None) -> float | None:
+    """InsCL's Relative Gain: (100/T) Σ_i R[T][i] / U_i.
+
+    `upper` = U, one upper bound per task: None means each task's own score right after training it,
+    R[i][i] (the diagonal); InsCL also uses each task's single-task score (a per-task run's diagonal:
+    `oracle_lora`). None (undefined) when some U_i is 0 or less: a task's gain over nothing has no value.
+    """
+    R = _check(R)
+    T = R.shape[1]
+    bound = np.array([R[i + 1, i] for i in range(T)]) if upper is None else np.asarray(upper, float)
+    if bound.shape != (T,):
+        raise ValueError(f"expected {T} upper bounds, got {bound.shape}")
+    if (bound <= 0).any():
+        return None
+    return float(100.0 * np.mean(R[T] / bound))
+
+
+def format_value(name: str, value) -> str:
+    """A metric as text: RG in percent with one decimal, the others with three; 'n/a' when undefined."""
+    if value is None:
+        return "n/a"
+    return f"{value:.1f}" if name == "RG" else f"{value:.3f}"
+
+
+def all_metrics(base_scores, acc_matrix) -> dict[str, float | None]:
     """Metrics from the base row and the T x T matrix (row t = after training task t)."""
     R = np.vstack([np.asarray(base_scores, float)[None, :], np.asarray(acc_matrix, float)])
     return {"AP": average_performance(R), "BWT": backward_transfer(R), "FWT": forward_transfer(R),
-            "forgetting": forgetting(R), "MAA": mean_average_accuracy(R)}
+            "forgetting": forgetting(R), "MAA": mean_average_accuracy(R), "RG": relative_gain(R)}
 
 
 def partial_metrics(base_scores, rows) -> dict[str, float]:

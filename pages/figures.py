@@ -10,6 +10,8 @@ import math
 
 import plotly.graph_objects as go
 
+from cit_core.metrics import format_value
+
 # Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
@@ -224,6 +226,8 @@ def loss_figure(losses: list[tuple[int, float]], tasks: list[str], boundaries: l
 
 # -- metrics ------------------------------------------------------------------------------------
 SIGNED = {"BWT", "FWT"}
+# means over the tasks before the last (BWT, forgetting) or after the first (FWT): undefined at T = 1
+NEEDS_TWO_TASKS = {"BWT", "FWT", "forgetting"}
 
 
 def metrics_markdown(metrics: dict[str, float], formulas: dict[str, str], explain: dict[str, str],
@@ -235,7 +239,10 @@ def metrics_markdown(metrics: dict[str, float], formulas: dict[str, str], explai
     lines = [f"Over {scope} (T = {tasks_done}; R[0] = before training, R[t] = after task t).", "",
              "| Metric | Value | Formula | Meaning |", "|---|---:|---|---|"]
     for name, value in metrics.items():
-        shown = f"{value:+.3f}" if name in SIGNED else f"{value:.3f}"
+        if name in NEEDS_TWO_TASKS and tasks_done < 2:
+            shown = "n/a (needs 2 tasks)"        # an empty mean, not a zero: nothing came after task 1 yet
+        else:
+            shown = f"{value:+.3f}" if name in SIGNED and value is not None else format_value(name, value)
         lines.append(f"| **{name}** | {shown} | `{formulas.get(name, '')}` | {explain.get(name, '')} |")
     return "\n".join(lines)
 

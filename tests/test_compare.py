@@ -50,14 +50,33 @@ def test_rows_equal_the_summaries(store):
         assert (row["method"], row["seed"], row["wall_s"], row["finished"]) == (s["method"], s["seed"], s["wall_s"], True)
 
 
+def test_relative_gain_against_a_per_task_run(store):
+    runs = cmp.load_runs([store / "seqft-s0", store / "seqft-s1"])
+    upper_run = cmp.load_run(store / "replay-s0")
+    bounds = cmp.single_task_bounds(upper_run, runs)
+    diag = summary(store, "replay-s0")["acc_matrix"]
+    assert bounds == [diag[0][0], diag[1][1]]
+    final = summary(store, "seqft-s0")["acc_matrix"][-1]
+    # hand-made bounds, so the value is defined whatever the tiny runs scored: 100/T Σ R[T][i] / U_i
+    row = cmp.run_row(runs[0], upper=[0.5, 0.25])
+    assert row["RG"] == pytest.approx(100 / 2 * (final[0] / 0.5 + final[1] / 0.25))
+    assert cmp.run_row(runs[0])["RG"] == summary(store, "seqft-s0")["metrics"]["RG"]   # default: own diagonal
+    with pytest.raises(cmp.CompareError, match="different tasks"):
+        cmp.single_task_bounds(upper_run, [cmp.load_run(store / "swapped")])
+    with pytest.raises(cmp.CompareError, match="not finished"):
+        cmp.single_task_bounds(cmp.load_run(store / "partial"), runs)
+
+
 def test_grouped_mean_std_equals_numpy(store):
     names = [f"{m}-s{s}" for m, s in RUNS] + ["partial"]
     groups = cmp.grouped([cmp.run_row(r) for r in cmp.load_runs([store / n for n in names])])
     assert [(g["method"], g["runs"], g["seeds"]) for g in groups] == [("seqft", 3, [0, 1, 2]), ("replay", 1, [0])]
     for key in cmp.METRICS:
         values = [summary(store, f"seqft-s{s}")["metrics"][key] for s in (0, 1, 2)]
-        assert groups[0][key] == pytest.approx((np.mean(values), np.std(values)), abs=1e-12)
-        assert groups[1][key] == (summary(store, "replay-s0")["metrics"][key], 0.0)
+        values = [v for v in values if v is not None]          # RG is undefined when some R[i][i] is 0
+        assert groups[0][key] == (pytest.approx((np.mean(values), np.std(values)), abs=1e-12) if values else None)
+        own = summary(store, "replay-s0")["metrics"][key]
+        assert groups[1][key] == (None if own is None else (own, 0.0))
 
 
 def test_unfinished_runs_are_shown_but_not_averaged(store):
@@ -93,8 +112,14 @@ def test_cli_compare_writes_csv(store, tmp_path, capsys):
     for r in rows[:2]:
         s = summary(store, r["run"])
         assert (r["method"], int(r["seed"]), float(r["wall_s"])) == (s["method"], s["seed"], s["wall_s"])
-        assert {k: float(r[k]) for k in cmp.METRICS} == {k: s["metrics"][k] for k in cmp.METRICS}
+        assert {k: (float(r[k]) if r[k] else None) for k in cmp.METRICS} == {k: s["metrics"][k] for k in cmp.METRICS}
     assert rows[2]["AP"] == "" and rows[2]["finished"] == "False"
+    # --rg-upper: RG against another run's diagonal, in the printed table and the CSV
+    assert main(["compare", dirs[0], "--rg-upper", dirs[0], "--out", str(out)]) == 0
+    own = summary(store, "seqft-s0")["metrics"]["RG"]
+    row = next(csv.DictReader(io.StringIO(out.read_text())))
+    assert (float(row["RG"]) if row["RG"] else None) == own      # its own diagonal: the default RG again
+    assert " RG " in capsys.readouterr().out.splitlines()[0] + " "
 
 
 @pytest.mark.parametrize("target", ["/no/such/run", "."])

@@ -21,6 +21,21 @@ def test_hand_computed_3x3():
     assert m["forgetting"] == pytest.approx(0.35)
     # MAA = (0.9 + (0.5 + 0.8)/2 + 1.7/3) / 3
     assert m["MAA"] == pytest.approx((0.9 + 0.65 + 1.7 / 3) / 3)
+    # RG (InsCL) = 100/3 · (0.6/0.9 + 0.4/0.8 + 0.7/0.7), U = the diagonal
+    assert m["RG"] == pytest.approx(100 / 3 * (0.6 / 0.9 + 0.5 + 1.0))
+
+
+def test_relative_gain_with_single_task_upper_bounds_and_when_undefined():
+    import numpy as np
+    R = np.vstack([[BASE], ROWS])
+    # U from a per-task run (e.g. oracle_lora's diagonal), not this run's own diagonal
+    assert metrics.relative_gain(R, upper=[1.0, 0.5, 0.8]) == pytest.approx(100 / 3 * (0.6 + 0.8 + 0.875))
+    # a task whose upper bound is 0 makes RG undefined (None, shown as n/a), not infinite
+    rows = [[0.0, 0.3], [0.5, 0.8]]
+    assert metrics.all_metrics([0, 0], rows)["RG"] is None
+    assert metrics.format_value("RG", None) == "n/a" and metrics.format_value("RG", 61.04) == "61.0"
+    with pytest.raises(ValueError):
+        metrics.relative_gain(R, upper=[1.0, 0.5])
 
 
 def test_forgetting_uses_best_earlier_row_not_diagonal():
@@ -33,7 +48,7 @@ def test_forgetting_uses_best_earlier_row_not_diagonal():
 
 def test_single_task_and_partial():
     assert metrics.all_metrics([0.0], [[0.8]]) == {"AP": 0.8, "BWT": 0.0, "FWT": 0.0, "forgetting": 0.0,
-                                                   "MAA": 0.8}
+                                                   "MAA": 0.8, "RG": 100.0}
     partial = metrics.partial_metrics(BASE, ROWS[:2])
     assert partial["AP"] == pytest.approx((0.5 + 0.8) / 2)
     assert partial["forgetting"] == pytest.approx(0.4)
