@@ -74,7 +74,8 @@ def test_loss_is_half_current_plus_half_buffer_plus_consistency():
     trainer.advance(1)                                             # task 2 has started with a buffer
     examples = lesson.tasks[1].train[:3] + [ex for ex, _ in m.buffer[:3]]
     batch = trainer.encoder.collate(examples, [0, 0, 0, 1, 1, 1], [1, 1, 1, 0, 0, 0])
-    out = trainer.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
+    out = trainer.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels,
+                        **m.forward_options())
     ce_sum, n_tok = token_ce(out.logits, batch.labels)
     assert float((ce_sum.sum() / n_tok.sum()).detach()) == pytest.approx(float(out.loss.detach()), rel=1e-5)
     extra, scalars = m.loss(batch, out)
@@ -84,3 +85,54 @@ def test_loss_is_half_current_plus_half_buffer_plus_consistency():
     assert float((out.loss + extra).detach()) == pytest.approx(expected, rel=1e-5)
     assert scalars["ce_current"] == pytest.approx(ce_cur, rel=1e-5)
     assert m.route(examples) == ["slow"] * 6
+
+
+def _raw_layer_outputs(trainer, layers, batch, adapter):
+    from cit_core.methods.lora_tools import active_adapter
+    outs = []
+    hooks = [layer.register_forward_hook(lambda mod, args, o: outs.append(o[0] if isinstance(o, tuple) else o))
+             for layer in layers]
+    try:
+        with torch.no_grad(), active_adapter(trainer.model, adapter):
+            trainer.model(input_ids=batch.input_ids)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return outs
+
+
+@pytest.mark.parametrize("form", ["released", "layers"])
+def test_consistency_forms_match_their_written_out_formulas(form):
+    import torch.nn.functional as F
+
+    from cit_core.methods.lora_tools import active_adapter
+    trainer = _trainer(consistency=form)
+    trainer.advance(4)                                             # into task 2, with a buffer
+    m = trainer.method
+    # buffer rows of one token length: no padding, so the formulas need no mask
+    by_length = {}
+    for ex, _ in m.buffer:
+        by_length.setdefault(len(trainer.encoder.collate([ex], [1], [0]).input_ids[0]), []).append(ex)
+    rows = max(by_length.values(), key=len)[:3]
+    assert len(rows) >= 2
+    batch = trainer.encoder.collate(rows, [1] * len(rows), [0] * len(rows))
+    assert bool(batch.attention_mask.all())
+    trainer.model.train()
+    out = trainer.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels,
+                        **m.forward_options())
+    _, scalars = m.loss(batch, out)
+    with torch.no_grad():
+        fast = trainer.model(input_ids=batch.input_ids, output_hidden_states=True).hidden_states
+        with active_adapter(trainer.model, "slow"):
+            slow = trainer.model(input_ids=batch.input_ids, output_hidden_states=True).hidden_states
+    n_layers = trainer.model.config.num_hidden_layers
+    assert len(fast) == n_layers + 1              # embedding output, every layer, the final normalised state
+    if form == "released":
+        # which47/LLMCL method/ILORA.py, written out: one mean over the concatenated element-wise MSEs
+        reg = [torch.where(p > s, p, s) for p, s in zip(fast, slow)]
+        expected = torch.mean(torch.cat([F.mse_loss(p, r, reduction="none") for p, r in zip(fast, reg)], dim=0))
+    else:
+        # this project's earlier form: Σ over the raw decoder-layer outputs (the last one before the norm)
+        fast_raw, slow_raw = (_raw_layer_outputs(trainer, m.layers, batch, adapter) for adapter in ("fast", "slow"))
+        expected = sum(F.mse_loss(f, torch.maximum(f, s)) for f, s in zip(fast_raw, slow_raw))
+    assert scalars["consistency"] == pytest.approx(float(expected), rel=1e-4)

@@ -7,9 +7,10 @@ Update rule
 - A reservoir buffer of `buffer_size` examples over the training streams of the finished tasks; each
   batch takes `mix_ratio` of its rows from it once it is non-empty.
 - Loss on a batch with current rows C and buffer rows M:
-      L = ½·(CE(C) + CE(M)) + γ · Σ_layers MSE(h_f, max(h_f, h_s))   on the rows M,
-  h_f / h_s = the output of every decoder layer under the fast / slow adapter (h_s under no_grad);
-  without buffer rows (the first task) L = CE(C).
+      L = ½·(CE(C) + CE(M)) + γ · mean over all of transformers' hidden_states of (h_f − max(h_f, h_s))²
+  on the rows M: h_f / h_s = the embedding output, every decoder layer's output and the final normalised
+  state under the fast / slow adapter (h_s under no_grad), one mean over all their entries, as the
+  released code takes it; without buffer rows (the first task) L = CE(C).
 - Inference uses the slow learner (`infer="fast"` to compare).
 
 Follows the paper: two learners, EMA interpolation after every step, replay, the consistency loss on
@@ -19,10 +20,15 @@ itself (the names include the adapter name), so the slow learner never moves; it
 min(1 − 1/(step+1), 0.25) keeps only 25% of the slow weights per step, which contradicts "slow" (we use
 a fixed λ, default 0.99); its buffer pads labels with 0 (ours: −100, ignored by the loss);
 `load_ema_model` does not exist.
+Follows the released code where the paper is vague: the consistency loss's form (one mean over the
+concatenated hidden states, LLMCL `method/ILORA.py`). Option `consistency=layers` keeps this project's
+earlier form, Σ over the raw decoder-layer outputs of each layer's MSE; on the tuned tiny base it is about
+200x larger at the same γ, almost all from the last layer's output before the final norm (7.3 of 7.5 at
+step 100 of the default run; the normalised state contributes 0.05).
 Our interpretation: λ = 0.99 (the paper's value is unverified); "inference on the slow learner" is
 unverified; the reservoir runs over each finished task's training set (not over the batches drawn);
-the MSE is averaged over the non-padded positions of the buffer rows and summed over layers; the
-trainer's loss is CE over the whole batch, so this method's extra term is ½(CE(C)+CE(M)) − CE(C∪M) +
+the consistency mean runs over the non-padded positions of the buffer rows (the released buffer batch
+has no attention mask, so its mean also counts padding); the trainer's loss is CE over the whole batch, so this method's extra term is ½(CE(C)+CE(M)) − CE(C∪M) +
 γ·consistency, which makes the total exactly L.
 Logs per step: λ, the consistency loss, CE(current), CE(buffer) and ‖θ_s − θ_f‖ (scalars, the distance
 as it was when the step began), and ‖θ_s − θ_f‖ per tensor after the update (coefficients).
@@ -42,6 +48,9 @@ from .base import Method
 from .lora_tools import active_adapter, adapter_parameters, copy_adapter, short_names, state_of, train_only
 
 
+CONSISTENCY_FORMS = ("released", "layers")
+
+
 @dataclass
 class ILoRAOptions:
     ema_lambda: float = knob(0.99, "λ: after every step slow ← λ·slow + (1−λ)·fast", 0.9, 0.999)
@@ -50,6 +59,10 @@ class ILoRAOptions:
     mix_ratio: float = knob(0.5, "share of each batch drawn from the buffer (the paper's ½·CE + ½·CE: "
                             "equal halves)", 0.05, 0.95)
     infer: str = knob("slow", "which learner answers at evaluation", choices=("slow", "fast"))
+    consistency: str = knob("released", "consistency loss: 'released' = one mean over all of transformers' "
+                            "hidden_states (embedding output, every layer, the final normalised state) as in "
+                            "LLMCL; 'layers' = Σ over the raw decoder-layer outputs of each layer's MSE",
+                            choices=CONSISTENCY_FORMS)
 
     def __post_init__(self):
         validate(self)
@@ -115,9 +128,14 @@ class ILoRA(Method):
         train_only(self.model, "fast")                 # slow is frozen
         self.pairs = self.pair_tensors()
         self.layers = find_layers(self.model)
-        for i, layer in enumerate(self.layers):
-            layer.register_forward_hook(_HiddenStateHook(self, i))
+        if self.options.consistency == "layers":       # the released form reads out.hidden_states instead
+            for i, layer in enumerate(self.layers):
+                layer.register_forward_hook(_HiddenStateHook(self, i))
         return self.model
+
+    def forward_options(self) -> dict:
+        # the released form needs every hidden state of the training forward (buffer rows, with gradients)
+        return {"output_hidden_states": True} if self.options.consistency == "released" and self.buffer else {}
 
     def pair_tensors(self) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
         """(short name, fast tensor, slow tensor), paired by name with the adapter name swapped."""
@@ -174,10 +192,30 @@ class ILoRA(Method):
             scalars.update(consistency=0.0)
             return None, scalars          # no buffer rows: the trainer's CE is already CE(current)
         ce_buf = ce_sum[buf].sum() / n_tok[buf].sum().clamp(min=1)
-        consistency = self.consistency(batch, buf, fast_h)
+        if self.options.consistency == "released":
+            consistency = self.released_consistency(batch, buf, out.hidden_states)
+        else:
+            consistency = self.consistency(batch, buf, fast_h)
         total = 0.5 * (ce_cur + ce_buf) + self.options.gamma * consistency
         scalars.update(ce_buffer=float(ce_buf.detach()), consistency=float(consistency.detach()))
         return total - out.loss, scalars
+
+    def released_consistency(self, batch, buf, fast_states) -> torch.Tensor:
+        """LLMCL's form: one mean of (h_f − max(h_f, h_s))² over every entry of every tensor in transformers'
+        `hidden_states` (embedding output, each layer's output, the final normalised state), at the
+        non-padded positions of the buffer rows."""
+        if fast_states is None:
+            raise RuntimeError("I-LoRA: the training forward returned no hidden_states")
+        rows = batch.select(buf)
+        with torch.no_grad(), active_adapter(self.model, "slow"):
+            slow_states = self.model(input_ids=rows.input_ids, attention_mask=rows.attention_mask,
+                                     output_hidden_states=True).hidden_states
+        mask = rows.attention_mask.bool()
+        squared = []
+        for h_f, h_s in zip(fast_states, slow_states):
+            h_f, h_s = h_f[buf][mask].float(), h_s[mask].float()
+            squared.append((h_f - torch.maximum(h_f, h_s)) ** 2)
+        return torch.cat(squared).mean()
 
     def consistency(self, batch, buf, fast_h) -> torch.Tensor:
         """Σ_layers MSE(h_f, max(h_f, h_s)) over the non-padded positions of the buffer rows."""
