@@ -20,7 +20,8 @@ def allocate_budget(budget: int, distances: Sequence[float]) -> list[int]:
     The deficit d = B - sum floor(...) (0 <= d < k) is given one each to the d old tasks with the largest
     W (more dissimilar -> more replay); a surplus (only possible with float round-off) is taken one
     each from the smallest-W tasks that still have something. All distances 0 (identical tasks): equal
-    split. Ties are broken by task order, so the result is deterministic.
+    split. Ties are broken by task order, so the result is deterministic. (The released InsCL code gives
+    every +1 to the first of tied tasks, so one task can receive the whole deficit: not reproduced.)
     """
     k = len(distances)
     if budget < 0:
@@ -79,6 +80,12 @@ def extract_tags(instruction: str) -> list[str]:
     text = _POSSESSIVE.sub("", instruction.lower())
     words = (lemma(w) for w in _WORD.findall(text) if w not in ENGLISH_STOP_WORDS)
     return list(dict.fromkeys(w for w in words if w and w not in ENGLISH_STOP_WORDS))
+
+
+def normalise_tag(tag) -> str:
+    """A supplied tag as the extracted ones are: lower-cased, each word lemmatised ("Sentiment Classes" ->
+    "sentiment class"), so that supplied and extracted tags count as one (METHODS.md, InsCL)."""
+    return " ".join(lemma(w) for w in str(tag).lower().split())
 
 
 def merge_tags(tag_counts: Mapping[str, int], embeddings: np.ndarray, eps: float = 0.1,

@@ -122,3 +122,16 @@ def test_inscl_replays_exactly_the_budget_by_distance():
         n = info["allocation"][names[i]]
         kept = {ex.instruction for ex, t in buffer if t == i}
         assert len(kept) == min(n, len(info["insinfo"][names[i]]))
+
+
+def test_supplied_tags_are_lower_cased_and_lemmatised_like_extracted_ones():
+    from types import SimpleNamespace
+
+    from cit_core.lessons.base import Example
+    from cit_core.methods.inscl import task_tags
+    a, b = "Classify the reviews.", "Give the sentiment classes of these reviews."
+    task = SimpleNamespace(train=[Example(a, "x", "y"), Example(b, "x", "y")],
+                           instruction_tags={a: ["Reviews", "Sentiment Classes"]})
+    tags = task_tags(task)
+    assert tags[a] == ["review", "sentiment class"]          # supplied: lower-cased and lemmatised
+    assert "review" in tags[b] and "class" in tags[b]        # extracted from the text: the same forms

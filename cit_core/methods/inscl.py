@@ -20,7 +20,7 @@ released), and its `range(max(labels))` loop never merges the last DBSCAN cluste
 Our interpretation / substitutes:
 - tags come from the instruction text (content-word lemmas: lower-case, scikit-learn's English stop
   words removed, a small rule lemmatiser), or from the lesson when a task carries `instruction_tags`
-  (instruction -> tags); this replaces the paper's GPT-4 tagger;
+  (instruction -> tags: lower-cased and lemmatised the same way); this replaces the paper's GPT-4 tagger;
 - the embedder (paper: unverified; released code: phrase-bert) is the packaged MiniLM (384-d);
 - the top-up adds one example at a time to instructions in descending score order, the trim removes one
   at a time in ascending order (the released code adds / removes random examples);
@@ -35,7 +35,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from ..buffer import allocate_budget, extract_tags, insinfo_scores, instruction_quota, merge_tags
+from ..buffer import (allocate_budget, extract_tags, insinfo_scores, instruction_quota, merge_tags,
+                      normalise_tag)
 from ..config import knob, validate
 from ..data import Pool
 from .base import Method
@@ -66,7 +67,8 @@ def task_tags(task) -> dict[str, list[str]]:
     for ex in task.train:
         if ex.instruction not in out:
             tags = given.get(ex.instruction)
-            out[ex.instruction] = [str(t).lower() for t in tags] if tags else extract_tags(ex.instruction)
+            out[ex.instruction] = ([normalise_tag(t) for t in tags] if tags
+                                   else extract_tags(ex.instruction))
     return out
 
 

@@ -39,8 +39,8 @@ class SwitchCITOptions:
     features: str = knob("minilm", "switch input: 'minilm' = packaged MiniLM embedding of the whole prompt; "
                          "'base_lm' = the base LM's last-token hidden state (adapters off)",
                          choices=("minilm", "base_lm"))
-    retain_fraction: float = knob(0.01, "share of each task's training prompts kept for the switch "
-                                  "(paper: 0.01%)", 0.0, 1.0)
+    retain_fraction: float = knob(0.0001, "share of each task's training prompts kept for the switch "
+                                  "(paper: 0.01% = 0.0001; the floor min_retained applies)", 0.0, 1.0)
     min_retained: int = knob(8, "at least this many prompts kept per task", 1, 100_000)
     hidden: int = knob(200, "switch MLP hidden width", 1, 4096)
     epochs: int = knob(20, "switch training epochs at each stage", 1, 1000)
