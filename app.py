@@ -25,6 +25,7 @@ from pages.connectivity import build_connectivity_tab  # noqa: E402
 from pages.embeddings import build_embeddings_tab  # noqa: E402
 from pages.forgetting import build_forgetting_tab  # noqa: E402
 from pages.runs import build_runs_tab  # noqa: E402
+from pages import source as src  # noqa: E402
 from pages.source import LIVE  # noqa: E402
 from pages.train import build_train_tab, train_concurrency  # noqa: E402
 
@@ -87,6 +88,16 @@ def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
             views["runs"].wire_open(pickers)
         timers = [v.timer for v in views.values()]
         tabs.select(_active_timers(list(views)), None, timers, concurrency_limit=None, show_progress="hidden")
+        # run menus list the runs and recordings that exist when the page opens or a tab is shown, not
+        # only those of the server's start (new runs no longer wait for a "↻ runs" press)
+        menus = [(p, src.choices) for p in pickers] + [m for v in views.values() for m in getattr(v, "menus", [])]
+        if menus:
+            refresh = _refresh_menus(menus)
+            outputs = [dropdown for dropdown, _ in menus]
+            demo.load(refresh, None, outputs, concurrency_limit=None, show_progress="hidden",
+                      api_visibility="private")
+            tabs.select(refresh, None, outputs, concurrency_limit=None, show_progress="hidden",
+                        api_visibility="private")
         demo.unload(train.unload)
         train.url.wire_load(demo)           # the page URL's query (settings, workshop, hidden controls)
     demo.queue(max_size=QUEUE_MAX_SIZE)
@@ -102,6 +113,14 @@ def _source_pickers(block) -> list:
             found.append(child)
         found += _source_pickers(child)
     return found
+
+
+def _refresh_menus(menus: list):
+    """demo.load / tabs.select handler: every run menu's current choices (one fresh update per menu; the
+    menus keep their picked values)."""
+    def handler():
+        return [gr.update(choices=list(choices())) for _, choices in menus]
+    return handler
 
 
 def _active_timers(tab_ids: list[str]):

@@ -28,6 +28,7 @@ class View:
     timer: gr.Timer
     components: dict = field(default_factory=dict)
     wire_open: object = None          # wire_open(pickers): "Open in every view" sets those dropdowns
+    menus: list = field(default_factory=list)   # (dropdown, choices()) pairs the app refreshes on load/tab select
 
 
 _rows: dict[str, tuple[tuple, dict]] = {}     # run name -> (its events.jsonl stamp, table row)
@@ -144,8 +145,11 @@ def open_everywhere(name, count: int):
     try:
         _check(name)
     except ValueError as err:
-        return [gr.skip()] * count + [f"**{err}**"]
-    return [gr.update(choices=src.choices(), value=name)] * count + [
+        return [gr.skip() for _ in range(count)] + [f"**{err}**"]
+    # one fresh update per picker: Gradio pops `value` out of an update as it applies it, so one dict
+    # shared by every output would set the first picker only
+    choices = src.choices()
+    return [gr.update(choices=list(choices), value=name) for _ in range(count)] + [
         f"Opened `{name}` in every analysis view: switch to a tab to see it."]
 
 
@@ -199,4 +203,5 @@ def build_runs_tab(registry, run_state) -> View:
         open_btn.click(lambda name: open_everywhere(name, n), [pick], [*pickers, message],
                        api_visibility="private")
 
-    return View(timer, dict(pick=pick, grid=grid, message=message, files=files), wire_open)
+    return View(timer, dict(pick=pick, grid=grid, message=message, files=files), wire_open,
+                menus=[(pick, store.list_runs)])
