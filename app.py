@@ -51,9 +51,30 @@ CSS = """
               border: 1px solid var(--border-color-primary); min-height: 2.4em; }
 .cit-small { font-size: 0.88rem; }
 .cit-intro { font-size: 0.93rem; }
-.cit-metrics table { font-size: 0.85rem; }
-.cit-metrics td:nth-child(1), .cit-metrics td:nth-child(2) { white-space: nowrap; }
+.cit-metrics table { font-size: 0.85rem; display: block; overflow-x: auto; max-width: 100%; }
+.cit-metrics th, .cit-metrics td:nth-child(1), .cit-metrics td:nth-child(2) { white-space: nowrap; }
+.cit-metrics td:nth-child(3) { min-width: 13em; }
+.cit-metrics td:nth-child(4) { min-width: 15em; }
 .cit-buttons { align-items: end; }
+.cit-status .progress-text, .cit-status .eta-bar, .cit-status .meta-text, .cit-status .meta-text-center
+  { z-index: 20; }
+.cit-ask-answers table { font-size: 0.9rem; }
+/* a phone (one column): Play, the status and the charts first, the settings after them; wide plots scroll
+   sideways instead of squeezing their numbers together */
+@media (max-width: 760px) {
+  .cit-train-row > .cit-main { order: -1; }
+  .cit-main > .cit-recordings { order: 10; }
+  .cit-lead { font-size: 0.85rem; }
+  .cit-status { font-size: 0.9rem; }
+  .cit-play-row { flex-wrap: nowrap !important; gap: 4px; }
+  .cit-play-row > * { min-width: 0 !important; flex: 1 1 0 !important; }
+  .cit-play-row .cit-steps { flex: 0 0 84px !important; min-width: 84px !important; }
+  .cit-play-row .cit-steps input::-webkit-inner-spin-button { display: none; }
+  .cit-play-row .cit-steps input { padding: 4px; }
+  .cit-play-row button { padding-left: 2px; padding-right: 2px; font-size: 0.9rem; }
+  .cit-wide-plot, .cit-scroll-plot { overflow-x: auto; }
+  .cit-wide-plot > *, .cit-scroll-plot > * { min-width: 480px !important; }
+}
 .cit-options-help { padding: 4px 10px; }
 """
 

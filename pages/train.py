@@ -29,6 +29,7 @@ from cit_core.model import ModelUnavailable
 from cit_core.registry import RegistryFull, Run, RunRegistry
 
 from . import figures
+from .ask import build_ask
 from .workshop import UrlUI, keep_options
 
 logger = logging.getLogger("cit.app.train")
@@ -72,20 +73,34 @@ def torch_threads() -> int:
     return max(1, (os.cpu_count() or 2) // train_concurrency())
 
 
-INTRO = """\
-### What you are looking at
-A small language model learns a **sequence of instruction tasks**, one after another, and is tested on
-*every* task after each one. The **accuracy matrix** has one row per stage (before training, then after
-each task) and one column per task: the outlined diagonal is each task's score right after it was learned,
-and lower numbers further down a column mean the model **forgot** that task while learning later ones
-(catastrophic forgetting). The **curves** show the same scores at every periodic evaluation, with the task
-being trained shaded; the **metrics** summarise the matrix. The last column, **general** (dotted grey curve),
-scores skills the base already had before this lesson (held-out prompts of the families it was
-instruction-tuned on): not part of the metrics, it shows what continual tuning does to what the model
-already knew. Choose settings on the left, then press
-**Play** (Pause stops at a clean step; Step moves a given number of steps). Changed settings apply on **Reset**, or on
-**Play** once the run has finished (switch the method to Replay and press Play to see forgetting shrink).
+LEAD = """\
+A small language model learns **instruction tasks one after another** and is tested on all of them after each:
+press **▶ Play** and the **accuracy matrix** and the **curves** show what it forgets.
 """
+
+INTRO = """\
+The **accuracy matrix** has one row per stage (before training, then after each task) and one column per task:
+the outlined diagonal is each task's score right after it was learned, and lower numbers further down a column
+mean the model **forgot** that task while learning later ones (catastrophic forgetting). The **curves** show
+the same scores at every periodic evaluation, with the task being trained shaded; the **metrics** summarise the
+matrix. The last column, **general** (dotted grey curve), scores skills the base already had before this lesson
+(held-out prompts of the families it was instruction-tuned on): not part of the metrics, it shows what
+continual tuning does to what the model already knew. Choose the lesson, method and model under **Settings**,
+then press **Play** (Pause stops at a clean step; Step moves a given number of steps). Changed settings apply on
+**Reset**, or on **Play** once the run has finished (switch the method to Replay and press Play to see
+forgetting shrink). **Ask the model** (under the charts) shows what the model answers now and after each task.
+"""
+
+PENDING_PLAY = ("**▶ Play pressed** · starting: waiting for a free training slot (other runs may be training; "
+                "your place in the queue shows here) or building the model. No need to press again.")
+PENDING_STEP = ("**Step pressed** · starting: waiting for a free training slot or building the model; the "
+                "charts update as the steps run. No need to press again.")
+
+
+def pending_js(text: str) -> str:
+    """A client-side handler that puts `text` in the status box the moment a button is pressed."""
+    return f"() => {json.dumps(text)}"
+
 
 FIELD_LABELS = {
     "TrainConfig.steps_per_task": "Steps per task",
@@ -100,6 +115,7 @@ FIELD_LABELS = {
 
 
 CARDS = Path(__file__).resolve().parents[1] / "assets" / "cards"
+CARD_LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 
 
 def method_card(key: str) -> str:
@@ -272,6 +288,10 @@ def status_line(run: Run, word: str = "", note: str = "") -> str:
     if lg.summary is not None:
         ap = lg.metrics().get("AP")
         score = f" · final average score (AP) {ap:.2f}" if ap is not None else ""
+        same = "" if run.recorded else recording_note(run.cfg, ap)
+        if same:
+            note = "; ".join(n for n in (note, same) if n)
+            tail = f"  \n_{note}_"
         return (f"**Finished** · task {T} of {T} ({tasks[-1]}) · step {lg.step} / {total}{score} · "
                 f"press Reset for a new run{tail}")
     if lg.step == 0 and lg.task < 0:
@@ -296,7 +316,8 @@ def lesson_markdown_for_run(run: Run) -> str:
     saved = getattr(run.trainer, "run_dir", None)
     if run.recorded:
         lines += ["", f"_Recorded run `{run.trainer.name}` from the gallery (assets/gallery): its events are "
-                      "played back as they were recorded; every analysis view follows it. Nothing trains._"]
+                      "played back as they were recorded; every analysis view follows it. Nothing trains, and a "
+                      f"recording has no weights. Why a live run of the same settings may differ: {RECORDING_VS_LIVE}._"]
     if saved is not None:       # every app run is written to the run store as it trains
         lines += ["", f"_Saved as `{saved.name}` in the run store (Runs tab: open, compare, export, delete)._"]
     return "\n".join(lines)
@@ -476,6 +497,8 @@ class TrainTab:
 
     def step(self, run_id, steps, lesson, files, method, model, steps_per_task, lr, batch_size, eval_every,
              seed, replay_per_task, replay_mix_ratio, method_options="", request: gr.Request = None):
+        """Move the run `steps` optimizer steps and pause. Streams like Play: the status, matrix and curves
+        update after every chunk, so a long Step shows its progress; Pause, Play or Reset stop it."""
         controls = Controls(lesson, files, method, model, steps_per_task, lr, batch_size, eval_every, seed,
                             replay_per_task, replay_mix_ratio, method_options)
         n = steps
@@ -486,15 +509,40 @@ class TrainTab:
         except UserError as err:
             gr.Warning(str(err))
             run = self.registry.get(run_id)
-            return as_tuple(self._render_locked(run, "Paused", str(err))) if run else message_only(run_id, str(err))
+            yield as_tuple(self._render_locked(run, "Paused", str(err))) if run else message_only(run_id, str(err))
+            return
+        if self.registry.get(run_id) is None:
+            yield message_only(run_id, f"**Starting…** building the model, then {steps} steps")
         run, note, error = self._obtain(run_id, controls, request)
         if run is None:
             gr.Warning(error)
-            return message_only(run_id, f"**Could not start:** {error}")
+            yield message_only(run_id, f"**Could not start:** {error}")
+            return
         run.play_token += 1                  # Step pauses a running Play
-        with run.lock:
-            self._advance(run, steps)
-            return as_tuple(render(run, None, "Paused", note))
+        token, sent = run.play_token, {}
+        chunk = getattr(run.trainer, "steps_per_call", CHUNK_STEPS)
+        start = run.trainer.log.step
+        try:
+            while True:
+                with run.lock:
+                    if run.play_token != token:
+                        return               # paused, played or reset meanwhile: stop quietly
+                    done = run.trainer.log.step - start
+                    left = steps - done
+                    over = left <= 0 or bool(run.failure) or run.trainer.finished
+                    if not over:
+                        self._advance(run, min(chunk, left))
+                        done = run.trainer.log.step - start
+                        over = done >= steps or bool(run.failure) or run.trainer.finished
+                    progress = f"{done} of {steps} steps" + (f"; {note}" if note else "")
+                    values = render(run, sent, "Paused" if over else "▶ Stepping", note if over else progress,
+                                    force_loss=over)
+                yield as_tuple(values)
+                if over or self.registry.get(run.id) is None:
+                    return
+        finally:
+            if run.play_token == token:
+                run.play_token += 1
 
     def reset(self, run_id, lesson, files, method, model, steps_per_task, lr, batch_size, eval_every, seed,
               replay_per_task, replay_mix_ratio, method_options="", request: gr.Request = None):
@@ -552,22 +600,87 @@ def _settings(cfg: RunConfig) -> dict:
     return data
 
 
+MODEL_SHORT = {"tiny": "tiny base", "tiny-scratch": "tiny, random init", "smollm2": "SmolLM2-135M"}
+SCHEDULE = (("steps_per_task", "{} steps/task"), ("batch_size", "batch {}"), ("lr", "lr {}"))
+RECORDING_VS_LIVE = ("a recording reproduces its numbers exactly only on the processor and thread count that made "
+                     "it: elsewhere float sums run in another order, tiny differences change the training "
+                     "trajectory, and a live run with the same settings ends with somewhat different scores")
+
+
+def readable(value) -> str:
+    """A knob's value as a person writes it: 1000000.0 -> '1,000,000', 0.0020 -> '0.002', True -> 'on'."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (int, float)):
+        if float(value).is_integer() and abs(value) >= 1:
+            return f"{int(value):,}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def recording_label(e: dict, knobs: list[str]) -> str:
+    """Method, base model, lesson, a schedule that is not the default, the given knobs, headline numbers."""
+    cls = METHODS.get(e["method"])
+    title = cls.title if cls else e["method"]
+    cfg = e["config"]
+    model = (cfg.get("model") or {}).get("name", "?")
+    parts = [title, MODEL_SHORT.get(model, model), f"{(cfg.get('lesson') or {}).get('name') or 'custom'} lesson"]
+    train, default = cfg.get("train") or {}, TrainConfig()
+    parts += [fmt.format(readable(train[k])) for k, fmt in SCHEDULE if k in train and train[k] != getattr(default, k)]
+    options = cfg.get("method_options") or {}
+    parts += [f"{k} {readable(options[k])}" for k in knobs if k in options]
+    m = e["metrics"]
+    parts.append(f"AP {m.get('AP', float('nan')):.2f} · forgetting {m.get('forgetting', float('nan')):.2f}")
+    return " · ".join(parts)
+
+
 def gallery_choices() -> list[tuple[str, str]]:
-    """(label, name) of every recording: the method's title, variants with their options, and headline numbers."""
+    """(label, name) of every recording, the tiny-model ones first: labels name the method, the base model
+    and the lesson, and only the knobs that tell two recordings of one method apart."""
     try:
         entries = gallery.index()
     except gallery.GalleryError:
         return []                      # a damaged gallery must not take the Train tab down; Watch says why
+    by_method: dict[str, list[dict]] = {}
+    for e in entries:
+        by_method.setdefault(e["method"], []).append(e)
     out = []
     for e in entries:
-        cls = METHODS.get(e["method"])
-        title = cls.title if cls else e["method"]
-        options = e["config"].get("method_options") or {}
-        extra = " (" + ", ".join(f"{k}={v}" for k, v in sorted(options.items())) + ")" if options else ""
-        m = e["metrics"]
-        out.append((f"{title}{extra} · AP {m.get('AP', float('nan')):.2f} · forgetting "
-                    f"{m.get('forgetting', float('nan')):.2f}", e["name"]))
-    return out
+        same = by_method[e["method"]]
+        knobs = sorted({k for o in same for k in (o["config"].get("method_options") or {})
+                        if len({repr((x["config"].get("method_options") or {}).get(k)) for x in same}) > 1})
+        out.append((recording_label(e, knobs), e["name"], (e["config"].get("model") or {}).get("name") != "tiny"))
+    out.sort(key=lambda item: item[2])                  # stable: the index order within each group
+    return [(label, name) for label, name, _ in out]
+
+
+def matching_recording(cfg: RunConfig) -> dict | None:
+    """The gallery entry recorded with exactly these settings (thread count aside), if any."""
+    try:
+        entries = gallery.index()
+    except gallery.GalleryError:
+        return None
+    mine = _settings(cfg)
+    for e in entries:
+        try:
+            theirs = _settings(RunConfig.from_dict(e["config"]))
+        except (ConfigError, KeyError, TypeError, ValueError):
+            continue
+        if theirs == mine:
+            return e
+    return None
+
+
+def recording_note(cfg: RunConfig, ap: float | None) -> str:
+    """Said under a finished live run whose settings match a recording: why the numbers may differ."""
+    e = matching_recording(cfg)
+    if e is None or ap is None:
+        return ""
+    theirs = e["metrics"].get("AP")
+    if theirs is None:
+        return ""
+    return (f"the recording '{e['name']}' of these settings ended at AP {theirs:.2f}, this run at {ap:.2f}: "
+            + RECORDING_VS_LIVE)
 
 
 def watched_settings(name: str):
@@ -612,21 +725,28 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
     d, rd = TrainConfig(), ReplayOptions()
     limit = train_concurrency()
 
-    gr.Markdown(INTRO, elem_classes=["cit-intro"])
+    gr.Markdown(LEAD, elem_classes=["cit-intro", "cit-lead"])
     # a plain closure, not a bound method: Gradio deep-copies component configs, and copying a bound
     # method would copy the registry (locks, trainers) with it
     run_state = gr.State(None, delete_callback=lambda run_id: registry.release(run_id))
-    with gr.Row(equal_height=False):
+    # on a phone the row wraps: CSS (app.CSS, .cit-train-row) puts the main column (Play, the charts) first
+    with gr.Row(equal_height=False, elem_classes=["cit-train-row"]):
         with gr.Column(scale=1, min_width=300, elem_classes=["cit-controls"]):
+            with gr.Accordion("What you are looking at", open=False, elem_classes=["cit-intro-more"]):
+                gr.Markdown(INTRO, elem_classes=["cit-intro"])
+            gr.Markdown("#### Settings", elem_classes=["cit-settings-title"])
             lesson = gr.Dropdown([LESSON_DEFAULT, LESSON_CLASSIC, LESSON_FILES], value=LESSON_DEFAULT, label="Lesson",
                                  info="the built-in five-task lesson, or the files you upload below")
             files = gr.File(file_count="multiple", file_types=[".jsonl", ".json"], type="filepath",
-                            label="Lesson files (JSONL / SuperNI JSON / TRACE JSON)", height=110)
+                            label="Lesson files (JSONL / SuperNI JSON / TRACE JSON)", height=150,
+                            elem_classes=["cit-files"])
             lesson_info = gr.Markdown(lesson_preview(default_lesson()), elem_classes=["cit-small"])
             method = gr.Dropdown([(cls.title, key) for key, cls in METHODS.items()], value="seqft",
                                  label="Method", info="how the model is trained on the task sequence")
             with gr.Accordion("About this method", open=False) as card_box:
-                method_card_md = gr.Markdown(method_card("seqft"), elem_classes=["cit-small"])
+                # cards write formulas as LaTeX between $…$ (inline) or $$…$$ (display)
+                method_card_md = gr.Markdown(method_card("seqft"), elem_classes=["cit-small", "cit-card"],
+                                             latex_delimiters=CARD_LATEX)
             with gr.Group(visible=False) as replay_box:
                 per_task = gr.Number(rd.per_task, label="Replay: examples kept per task", precision=0,
                                      info=help_text(ReplayOptions, "per_task"))
@@ -642,7 +762,7 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
                                      "both to see He et al.'s finding). smollm2 (SmolLM2-135M) is much slower on "
                                      "CPU. Or type a Hugging Face model id / local folder already on this machine "
                                      "(nothing is downloaded).")
-            with gr.Accordion("Training settings", open=True):
+            with gr.Accordion("Training settings", open=True) as settings_box:
                 steps = gr.Number(d.steps_per_task, label="Steps per task", precision=0,
                                   info=help_text(TrainConfig, "steps_per_task"))
                 lr = gr.Number(d.lr, label="Learning rate", info=help_text(TrainConfig, "lr"))
@@ -652,32 +772,37 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
                                        info=help_text(TrainConfig, "eval_every"))
                 seed = gr.Number(d.seed, label="Seed", precision=0, info=help_text(TrainConfig, "seed"))
             url.build_share()
-        with gr.Column(scale=3, min_width=480):
+        with gr.Column(scale=3, min_width=340, elem_classes=["cit-main"]):
             url.build_guide()
-            status = gr.Markdown("**No run yet** · press Play (or Step) to start with the settings on the left",
-                                 elem_classes=["cit-status"])
-            with gr.Row(elem_classes=["cit-buttons"]):
+            status = gr.Markdown("**No run yet** · press Play (or Step) to start with the chosen settings",
+                                 elem_classes=["cit-status"], elem_id="cit-status")
+            with gr.Row(elem_classes=["cit-buttons", "cit-play-row"]):
                 play_btn = gr.Button("▶ Play", variant="primary", min_width=90)
                 pause_btn = gr.Button("Pause", min_width=90)
-                step_n = gr.Number(10, label="steps", precision=0, min_width=90, scale=0)
+                step_n = gr.Number(10, label="steps", precision=0, min_width=90, scale=0, elem_classes=["cit-steps"])
                 step_btn = gr.Button("Step", min_width=90)
                 reset_btn = gr.Button("↺ Reset", variant="stop", min_width=90)
+            recordings = gallery_choices()
+            with gr.Row(elem_classes=["cit-buttons", "cit-recordings"], visible=bool(recordings),
+                        elem_id="cit-recordings"):
+                watch_pick = gr.Dropdown(recordings, value=recordings[0][1] if recordings else None,
+                                         label="Recorded runs: a finished run played back in seconds, nothing "
+                                               "trains (every tab follows it)", scale=4, min_width=240)
+                watch_btn = gr.Button("▶ Watch recording", min_width=120, scale=1)
+            with gr.Row(equal_height=False, elem_classes=["cit-charts"]):
+                with gr.Column(scale=1, min_width=340, elem_classes=["cit-wide-plot"]):
+                    matrix = gr.Plot(label="Accuracy matrix", show_label=False, elem_id="cit-matrix")
+                with gr.Column(scale=1, min_width=340, elem_classes=["cit-wide-plot"]):
+                    curves = gr.Plot(label="Score curves", show_label=False, elem_id="cit-curves")
             with gr.Row(equal_height=False):
-                with gr.Column(scale=1, min_width=380):
-                    matrix = gr.Plot(label="Accuracy matrix", show_label=False)
-                with gr.Column(scale=1, min_width=380):
+                with gr.Column(scale=1, min_width=340):
                     loss = gr.Plot(label="Training loss", show_label=False)
-            curves = gr.Plot(label="Score curves", show_label=False)
-            metrics = gr.Markdown("_Metrics appear once the first task has ended._", elem_classes=["cit-metrics"])
+                with gr.Column(scale=1, min_width=340):
+                    metrics = gr.Markdown("_Metrics appear once the first task has ended._",
+                                          elem_classes=["cit-metrics"])
             with gr.Accordion("Accuracy matrix as a table", open=False):
                 matrix_md = gr.Markdown("_No run yet._")
-            recordings = gallery_choices()
-            with gr.Row(elem_classes=["cit-buttons"], visible=bool(recordings)):
-                watch_pick = gr.Dropdown(recordings, value=recordings[0][1] if recordings else None,
-                                         label="Recorded runs (every method on the default lesson, seed 0)",
-                                         info="plays a finished run back in seconds, without training; every "
-                                              "tab follows it", scale=4)
-                watch_btn = gr.Button("▶ Watch recording", min_width=120, scale=1)
+            ask_ui = build_ask(registry, run_state)
 
     config_inputs = [lesson, files, method, model, steps, lr, batch, eval_every, seed, per_task, mix_ratio,
                      options_text]
@@ -697,22 +822,26 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
     files.change(on_files, files, [lesson, lesson_info], concurrency_limit=None, api_visibility="private")
     lesson.input(on_lesson, lesson, lesson_info, concurrency_limit=None, api_visibility="private")
 
+    # a press shows at once that it was taken (before the queue or the model build answers), so nobody
+    # presses again; trigger_mode="once" ignores presses while the event is pending
+    play_btn.click(None, None, [status], js=pending_js(PENDING_PLAY), queue=False, show_progress="hidden")
+    step_btn.click(None, None, [status], js=pending_js(PENDING_STEP), queue=False, show_progress="hidden")
     play_event = play_btn.click(tab.play, [run_state, *config_inputs], outputs, api_name="play",
-                                concurrency_id="train", concurrency_limit=limit,
-                                # only the status line shows the queue position / timer, no overlays
+                                concurrency_id="train", concurrency_limit=limit, trigger_mode="once",
+                                # the queue position / timer shows in the status box (CSS keeps it on top)
                                 show_progress="minimal", show_progress_on=[status])
     # cheap (no model, a sleep between frames): never waits behind training, even on a busy Space
     watch_event = watch_btn.click(tab.watch, [run_state, watch_pick], outputs, api_name="watch",
                                   cancels=[play_event], concurrency_limit=None, show_progress="hidden")
     watch_event.then(watched_settings, [watch_pick], [method, options_text], queue=False,
                      api_visibility="private")
-    pause_btn.click(tab.pause, [run_state], outputs, api_name="pause", cancels=[play_event, watch_event],
-                    concurrency_limit=None, show_progress="hidden")
-    step_btn.click(tab.step, [run_state, step_n, *config_inputs], outputs, api_name="step",
-                   cancels=[play_event, watch_event], concurrency_id="train", concurrency_limit=limit,
-                   show_progress="minimal", show_progress_on=[status])
+    step_event = step_btn.click(tab.step, [run_state, step_n, *config_inputs], outputs, api_name="step",
+                                cancels=[play_event, watch_event], concurrency_id="train", concurrency_limit=limit,
+                                trigger_mode="once", show_progress="minimal", show_progress_on=[status])
+    pause_btn.click(tab.pause, [run_state], outputs, api_name="pause",
+                    cancels=[play_event, watch_event, step_event], concurrency_limit=None, show_progress="hidden")
     reset_btn.click(tab.reset, [run_state, *config_inputs], outputs, api_name="reset",
-                    cancels=[play_event, watch_event],
+                    cancels=[play_event, watch_event, step_event],
                     concurrency_id="build", concurrency_limit=limit, show_progress="minimal",
                     show_progress_on=[status])
     # read-only view of the session's run (tests, and a page that wants to redraw)
@@ -724,8 +853,9 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
                     eval_every=eval_every, seed=seed, per_task=per_task, mix_ratio=mix_ratio, options_text=options_text),
                dict(lesson=[lesson, files], method=[method, card_box], options=[], model=[model], steps=[steps],
                     lr=[lr], batch=[batch], eval=[eval_every], seed=[seed], step=[step_n, step_btn]),
-               status, [replay_box, options_box])
+               status, [replay_box, options_box], settings_box=settings_box)
     tab.url = url                       # app.py: tab.url.wire_load(demo) applies the page URL on load
+    tab.ask = ask_ui
     tab.inputs = config_inputs
     return tab
 

@@ -224,6 +224,9 @@ SHARE_JS = """(q) => {
 }"""
 
 
+SETTINGS_KEYS = ("steps", "lr", "batch", "eval", "seed")     # the hideable controls in "Training settings"
+
+
 class UrlUI:
     """The guide panel, the shareable-link box and the handlers that apply a link to the Train tab."""
 
@@ -245,11 +248,13 @@ class UrlUI:
                                 elem_id="cit-share-link",
                                 info="opens this page with the settings above (the address bar follows them)")
 
-    def attach(self, controls: dict, groups: dict, status, method_extras: list):
+    def attach(self, controls: dict, groups: dict, status, method_extras: list, settings_box=None):
         """Wire the handlers. `controls`: CONTROL_NAMES -> component; `groups`: HIDEABLE name -> components;
-        `method_extras`: [replay_box, options_box], whose visibility also depends on the method."""
+        `method_extras`: [replay_box, options_box], whose visibility also depends on the method;
+        `settings_box`: the accordion around SETTINGS_KEYS' controls, hidden when a link hides them all."""
         self.controls, self.groups, self.status = controls, groups, status
         self.replay_box, self.options_box = method_extras
+        self.settings_box = settings_box
         self.share_inputs = [*(controls[n] for n in CONTROL_NAMES), controls["files"], self.flags]
         gr.on([controls[n].change for n in CONTROL_NAMES], self.share_query, self.share_inputs, self.share,
               queue=False, show_progress="hidden", api_visibility="private") \
@@ -270,7 +275,9 @@ class UrlUI:
 
     def outputs(self) -> list:
         comps = [*(self.controls[n] for n in CONTROL_NAMES), self.guide_box, self.guide_md, self.flags, self.status,
-                 self.replay_box, self.options_box]
+                 self.replay_box, self.options_box, self.back_btn, self.next_btn]
+        if self.settings_box is not None:
+            comps.append(self.settings_box)
         for name in HIDEABLE:
             comps += [c for c in self.groups.get(name, []) if c not in comps]
         return comps
@@ -307,6 +314,11 @@ class UrlUI:
         out[self.replay_box] = gr.update(visible=method == "replay" and "options" not in hidden)
         out[self.options_box] = gr.update(visible=_free_options(method) and "options" not in hidden)
         out[self.guide_box] = gr.update(visible=bool(state.workshop))
+        n_steps = len(WORKSHOPS[state.workshop].steps) if state.workshop else 0
+        out[self.back_btn] = gr.update(interactive=bool(state.workshop) and state.step > 1)
+        out[self.next_btn] = gr.update(interactive=bool(state.workshop) and state.step < n_steps)
+        if self.settings_box is not None:       # an accordion with every control hidden is an empty box
+            out[self.settings_box] = gr.update(visible=not set(SETTINGS_KEYS) <= hidden)
         out[self.guide_md] = guide_markdown(state)
         out[self.flags] = flags_of(state, base_query)
         if state.errors:
@@ -314,7 +326,7 @@ class UrlUI:
             gr.Warning(message)
             out[self.status] = f"**No run yet** · press Play (or Step) to start  \n_⚠ {message}_"
         elif announce:
-            out[self.status] = "**No run yet** · the link's settings are on the left · press Play (or Step) to start"
+            out[self.status] = "**No run yet** · the link's settings are set · press Play (or Step) to start"
         return out
 
     def share_query(self, lesson, method, model, steps, lr, batch, eval_every, seed, per_task, mix_ratio,
