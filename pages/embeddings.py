@@ -11,16 +11,20 @@ instructions instead and rings them on the map.
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import textwrap
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
 from cit_core import embeddings as emb
+from cit_core.events import RunLog
+from cit_core.lessons import default_lesson
 
 from . import source as src
 from .figures import FONT, MATRIX_SCALE, OKABE_ITO, short
@@ -119,6 +123,20 @@ def view_data(source: src.Source, prompts_per_task: int = 0) -> ViewData:
                     None if run_dir is None else str(run_dir))
 
 
+@functools.lru_cache(maxsize=1)
+def _default_lesson():
+    return default_lesson()
+
+
+def lesson_source() -> src.Source:
+    """The default lesson as a source without a run: its instructions can be embedded before any training
+    (the similarity matrices the methods log appear once a run has them)."""
+    lesson = _default_lesson()
+    holder = SimpleNamespace(lesson=lesson, run_dir=None)
+    return src.Source(RunLog(), ("lesson", "default"), holder, None,
+                      "the default lesson (no run yet: press Play on the Train tab for a run's matrices)")
+
+
 # -- figures --------------------------------------------------------------------------------------
 def _hover(text: str, width: int = 60, limit: int = 280) -> str:
     text = text if len(text) <= limit else text[: limit - 1] + "…"
@@ -148,7 +166,8 @@ def scatter_figure(points: emb.Points, coords, projection_line: str, selected: i
         ring = [selected, *near]
         fig.add_trace(go.Scatter(
             x=xy[ring, 0], y=xy[ring, 1], mode="markers", name="selected + nearest", hoverinfo="skip",
-            marker=dict(size=[22] + [17] * len(near), color="rgba(0,0,0,0)", symbol="circle-open",
+            # an open symbol is drawn in marker.color (a transparent one made the rings invisible)
+            marker=dict(size=[22] + [17] * len(near), color="#000", symbol="circle-open",
                         line=dict(color="#000", width=[3] + [1.5] * len(near)))))
     fig.update_layout(template="none", height=460, font=FONT, paper_bgcolor="white", plot_bgcolor="white",
                       title=dict(text=html.escape(projection_line), x=0.01, xanchor="left", font=dict(size=14)),
@@ -231,6 +250,8 @@ def refresh(registry, run_id, choice, shown_key, selected, matrix_name=None, pro
     blank = (None, None, "", None, gr.update(choices=[], value=None), gr.update(choices=[], value=None),
              None, "", "")
     source, message = src.resolve(registry, run_id, choice)
+    if source is None and (not choice or choice == src.LIVE):
+        source = lesson_source()          # no run yet: the lesson alone is enough to draw its map
     if source is None:
         return (None, None, message, *blank[3:])
     try:
