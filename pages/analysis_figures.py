@@ -29,14 +29,20 @@ def _layout(fig: go.Figure, height: int, title: str, **extra) -> go.Figure:
     return fig
 
 
+MESSAGE_WIDTH = 64          # characters per line of an empty plot's message: fits a phone-wide plot
+
+
 def message_figure(text: str, height: int = 220) -> go.Figure:
-    """An empty plot area that says why there is nothing to draw (instead of a blank box)."""
+    """An empty plot area that says why there is nothing to draw (instead of a blank box): the whole text,
+    wrapped into short lines (an annotation never wraps by itself, so one long line would be clipped)."""
+    import textwrap
+    lines = textwrap.wrap(text, MESSAGE_WIDTH) or [""]
     fig = go.Figure()
-    fig.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                       font=dict(size=14, color="#555"))
+    fig.add_annotation(text="<br>".join(lines), x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       align="left", font=dict(size=14, color="#555"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, height, "")
+    return _layout(fig, max(height, 80 + 22 * len(lines)), "")
 
 
 # -- down-sampling --------------------------------------------------------------------------------

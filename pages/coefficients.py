@@ -68,7 +68,7 @@ def _lcia(log):
         text = ("No α logged yet: LCIA logs α only while a task retrains an existing group (DEMA). On the "
                 "default lesson at the default τ = 0.30 that is task 3, first_two (phrased like last_two); "
                 "on another lesson, lower τ (option tau) to make tasks share groups.")
-        return af.message_figure(text), _decisions_md(log), HOW["lcia"]
+        return af.message_figure(text), _decisions_md(log), f"{text} {HOW['lcia']}"   # the note says it too
     names, z = af.step_grid(coefficients, log.step)
     fallback_value = float(log.config.get("method_options", {}).get("fallback", LCIAOptions().fallback))
     fb = af.fallback_cells(z, fallback_value)
