@@ -42,8 +42,9 @@ class View:
 
 
 # -- figures (plain data in, plotly out) ------------------------------------------------------------
-def curve_figure(result: dict, key: str) -> go.Figure:
-    """`key` is "loss" or "accuracy": one line per seen task over a, the marks as points."""
+def curve_figure(result: dict, key: str, alpha: float | None = None) -> go.Figure:
+    """`key` is "loss" or "accuracy": one line per seen task over a, the marks as points, and a vertical
+    line at the slider's current a (where "Generate samples" and the table below evaluate)."""
     fig = go.Figure()
     labels = task_labels(result["tasks"])
     title = "loss (mean token CE)" if key == "loss" else "accuracy"
@@ -60,12 +61,18 @@ def curve_figure(result: dict, key: str) -> go.Figure:
                                      hovertemplate=f"{mark['name']} · {label}<br>a*=%{{x:.3f}}<br>{key}=%{{y:.4f}}"
                                      "<extra></extra>"))
     names = result["tasks"]
-    fig.update_layout(template="none", height=HEIGHT, font=FONT, margin=dict(l=55, r=10, t=40, b=45),
+    fig.update_layout(template="none", height=HEIGHT, font=FONT, margin=dict(l=55, r=10, t=60, b=45),
                       title=dict(text=f"{title}: task {result['from'] + 1} ({names[result['from']]}) → "
                                       f"task {result['to'] + 1} ({names[result['to']]}), {result['variant']}",
                                  font=dict(size=13)),
-                      xaxis=dict(title="a", gridcolor=GRID), yaxis=dict(title=title, gridcolor=GRID),
-                      legend=dict(orientation="h", y=-0.25))
+                      xaxis=dict(title=dict(text="a", standoff=4), gridcolor=GRID),
+                      yaxis=dict(title=title, gridcolor=GRID),
+                      # the legend sits right of the plot: below it, it covered the x-axis title
+                      legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", font=dict(size=11)))
+    if alpha is not None:
+        fig.add_vline(x=float(alpha), line=dict(color="#555", width=1.5, dash="dash"))
+        fig.add_annotation(x=float(alpha), y=1.0, yref="paper", text=f"slider a = {float(alpha):.2f}",
+                           showarrow=False, yanchor="bottom", font=dict(size=11, color="#555"))
     if key == "accuracy":
         fig.update_yaxes(range=[-0.02, 1.02])
     return fig
@@ -261,7 +268,7 @@ def build_connectivity_tab(registry, run_state) -> View:
         return (key, text, gr.update(choices=opts, value=s), gr.update(choices=opts, value=e),
                 gr.update(choices=vs, value=vs[0]))
 
-    def on_compute(run_id, choice, s, e, v, n, progress=gr.Progress()):
+    def on_compute(run_id, choice, s, e, v, n, a, progress=gr.Progress()):
         def report(done, total):
             progress(done / total, desc=f"point {done} of {total}")
         try:
@@ -270,7 +277,7 @@ def build_connectivity_tab(registry, run_state) -> View:
             return gr.skip(), gr.skip(), gr.skip(), f"**Cannot compute:** {err}", gr.skip()
         step = 1.0 / (len(res["a"]) - 1)
         took = f" in {res['seconds']:.1f} s" if "seconds" in res else ""
-        return (res, curve_figure(res, "loss"), curve_figure(res, "accuracy"),
+        return (res, curve_figure(res, "loss", a), curve_figure(res, "accuracy", a),
                 f"Computed{took}: {len(res['a'])} points × {len(res['tasks'])} tasks "
                 f"({', '.join(str(x) for x in res.get('eval_per_task', []))} held-out examples per task).",
                 gr.update(step=step))
@@ -286,9 +293,13 @@ def build_connectivity_tab(registry, run_state) -> View:
         trigger(refresh, inputs, [shown, note, start_dd, end_dd, variant], concurrency_limit=None,
                 show_progress="hidden")
     reload.click(lambda: gr.update(choices=src.choices()), None, [pick], concurrency_limit=None)
-    compute.click(on_compute, [run_state, pick, start_dd, end_dd, variant, points],
+    compute.click(on_compute, [run_state, pick, start_dd, end_dd, variant, points, alpha],
                   [result, loss_plot, acc_plot, note, alpha], concurrency_limit=1)
     alpha.release(on_alpha, [run_state, pick, result, alpha], [at_a], concurrency_limit=1)
+    # the vertical marker follows the slider (figures only: no model work)
+    alpha.change(lambda res, a: (curve_figure(res, "loss", a), curve_figure(res, "accuracy", a)) if res
+                 else (gr.skip(), gr.skip()), [result, alpha], [loss_plot, acc_plot], concurrency_limit=None,
+                 show_progress="hidden", api_visibility="private")
     sample_btn.click(lambda r, c, res, a: on_alpha(r, c, res, a, True), [run_state, pick, result, alpha], [at_a],
                      concurrency_limit=1)
     return View(timer)
