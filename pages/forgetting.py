@@ -83,10 +83,11 @@ def build_forgetting_tab(registry, run_state) -> View:
     note = gr.Markdown()
     curves = gr.Plot(show_label=False)
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=380):
+        # on a phone these scroll sideways (app.CSS) instead of squeezing layer names and numbers together
+        with gr.Column(scale=1, min_width=380, elem_classes=["cit-wide-plot"]):
             matrix = gr.Plot(show_label=False)
-        with gr.Column(scale=1, min_width=380):
-            drift = gr.Plot(show_label=False)
+        with gr.Column(scale=1, min_width=380, elem_classes=["cit-wide-plot"]):
+            drift = gr.Plot(show_label=False, elem_id="cit-drift")
     with gr.Accordion("Numbers as tables", open=False):
         tables = gr.Markdown()
     timer = gr.Timer(src.TIMER_S, active=False)
