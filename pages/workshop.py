@@ -79,8 +79,8 @@ WORKSHOPS: dict[str, Workshop] = {
                 "workshop: `?workshop=replay_vs_inscl` tries a remedy."),
         )),
     "replay_vs_inscl": Workshop(
-        "Replay vs InsCL: the same memory, spent differently",
-        "random replay against instruction-aware replay at the same budget",
+        "Replay vs InsCL: two ways to spend a replay budget",
+        "random replay against instruction-aware replay, the same number of replayed examples",
         (
             GuideStep(
                 "Experience replay",
@@ -92,9 +92,11 @@ WORKSHOPS: dict[str, Workshop] = {
                 f"method=replay&{_HIDE_MOST}"),
             GuideStep(
                 "InsCL",
-                "**InsCL** spends the same budget differently: an old task whose instructions lie *further* "
-                "from the new task's (1-Wasserstein distance between instruction embeddings) gets more of the "
-                "replay, and inside a task the most informative instructions are replayed first.\n\n"
+                "**InsCL** replays as many examples, chosen differently: an old task whose instructions lie "
+                "*further* from the new task's (1-Wasserstein distance between instruction embeddings) gets "
+                "more of the replay, and inside a task the most informative instructions are replayed first. "
+                "It is not quite the same memory: InsCL draws its replay set afresh from the old tasks' full "
+                "training data at every new task, while replay keeps one fixed sample per task.\n\n"
                 "The method is now InsCL. **Predict:** more or less forgetting than replay? Press **↺ Reset**, "
                 "then **▶ Play**, and compare AP and forgetting with your notes.",
                 "method=inscl"),
