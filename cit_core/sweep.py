@@ -2,7 +2,7 @@
 
     python -m cit_core sweep --lesson default --methods all --seeds 0 1 2 --out DIR
 writes DIR/<method>-s<seed>/ (a run directory each), DIR/runs.csv (one row per run) and DIR/table.csv +
-DIR/table.md (per method: AP, BWT, forgetting, FWT, the general suite's final score when the runs
+DIR/table.md (per method: AP, BWT, forgetting, FWT, RG, the general suite's final score when the runs
 evaluated it, and wall time, mean ± std over seeds).
 """
 from __future__ import annotations
@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from .config import RunConfig
+from .metrics import format_value
 from .trainer import Trainer
 
-COLUMNS = ("AP", "BWT", "forgetting", "FWT")
+COLUMNS = ("AP", "BWT", "forgetting", "FWT", "RG")
 GENERAL = "general"          # the general suite's score after the last task (summary["general"]["final"])
 
 
@@ -42,10 +43,17 @@ def aggregate(rows: list[dict]) -> list[dict]:
         mine = [r for r in rows if r["method"] == method]
         entry = {"method": method, "seeds": len(mine)}
         for key in (*_columns(rows), "wall_s"):
-            values = np.array([r[key] for r in mine], dtype=float)
-            entry[key] = (float(values.mean()), float(values.std()))
+            # RG is undefined (None) for a run where some task never scored above 0 right after training it
+            values = np.array([r.get(key) for r in mine if r.get(key) is not None], dtype=float)
+            entry[key] = (float(values.mean()), float(values.std())) if values.size else None
         table.append(entry)
     return table
+
+
+def _pm(key: str, pair) -> str:
+    if pair is None:
+        return "n/a"
+    return f"{format_value(key, pair[0])} ± {format_value(key, pair[1])}"
 
 
 def write_tables(rows: list[dict], out: Path) -> list[dict]:
@@ -60,10 +68,11 @@ def write_tables(rows: list[dict], out: Path) -> list[dict]:
         writer = csv.writer(fh)
         writer.writerow(["method", "seeds"] + [f"{k}_{s}" for k in (*columns, "wall_s") for s in ("mean", "std")])
         for e in table:
-            writer.writerow([e["method"], e["seeds"]] + [v for k in (*columns, "wall_s") for v in e[k]])
+            writer.writerow([e["method"], e["seeds"]]
+                            + [v for k in (*columns, "wall_s") for v in (e[k] or ("", ""))])
     lines = ["| method | seeds | " + " | ".join(columns) + " | wall s |", "|---" * (len(columns) + 3) + "|"]
     for e in table:
-        cells = [f"{e[k][0]:.3f} ± {e[k][1]:.3f}" for k in columns] + [f"{e['wall_s'][0]:.1f} ± {e['wall_s'][1]:.1f}"]
+        cells = [_pm(k, e[k]) for k in columns] + [f"{e['wall_s'][0]:.1f} ± {e['wall_s'][1]:.1f}"]
         lines.append(f"| {e['method']} | {e['seeds']} | " + " | ".join(cells) + " |")
     (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return table
@@ -96,7 +105,8 @@ def sweep(base: RunConfig, methods: list[str], seeds: list[int], out: Path, log=
                 summary = run_one(cfg, run_dir)
             rows.append({"method": method, "seed": seed, **summary["metrics"], "wall_s": summary["wall_s"],
                          GENERAL: (summary.get("general") or {}).get("final")})
-            log(f"{method} seed {seed}: " + " ".join(f"{k}={summary['metrics'][k]:.3f}" for k in COLUMNS)
+            log(f"{method} seed {seed}: "
+                + " ".join(f"{k}={format_value(k, summary['metrics'].get(k))}" for k in COLUMNS)
                 + f" wall={summary['wall_s']:.1f}s")
     return write_tables(rows, out)
 

@@ -9,14 +9,19 @@ from cit_core.sweep import aggregate, sweep
 
 
 def test_aggregate_mean_and_std_by_hand():
-    rows = [{"method": "a", "seed": 0, "AP": 0.5, "BWT": -0.2, "forgetting": 0.2, "FWT": 0.0, "wall_s": 10.0},
-            {"method": "a", "seed": 1, "AP": 0.7, "BWT": -0.4, "forgetting": 0.4, "FWT": 0.1, "wall_s": 12.0},
-            {"method": "b", "seed": 0, "AP": 0.9, "BWT": 0.0, "forgetting": 0.0, "FWT": 0.2, "wall_s": 11.0}]
+    rows = [{"method": "a", "seed": 0, "AP": 0.5, "BWT": -0.2, "forgetting": 0.2, "FWT": 0.0, "RG": 60.0,
+             "wall_s": 10.0},
+            {"method": "a", "seed": 1, "AP": 0.7, "BWT": -0.4, "forgetting": 0.4, "FWT": 0.1, "RG": 80.0,
+             "wall_s": 12.0},
+            {"method": "b", "seed": 0, "AP": 0.9, "BWT": 0.0, "forgetting": 0.0, "FWT": 0.2, "RG": None,
+             "wall_s": 11.0}]
     a, b = aggregate(rows)
     assert a["method"] == "a" and a["seeds"] == 2
     assert a["AP"] == pytest.approx((0.6, 0.1))          # mean 0.6, population std 0.1
     assert a["forgetting"] == pytest.approx((0.3, 0.1))
+    assert a["RG"] == pytest.approx((70.0, 10.0))
     assert b["AP"] == pytest.approx((0.9, 0.0))
+    assert b["RG"] is None                                # undefined in every run: n/a, not 0
 
 
 def test_sweep_writes_runs_and_tables(tmp_path):
@@ -33,7 +38,8 @@ def test_sweep_writes_runs_and_tables(tmp_path):
         assert summary["seed"] == int(r["seed"])
     seqft_ap = [float(r["AP"]) for r in runs if r["method"] == "seqft"]
     assert table[0]["AP"][0] == pytest.approx(sum(seqft_ap) / 2)
-    assert "| seqft | 2 |" in (tmp_path / "table.md").read_text()
+    table_md = (tmp_path / "table.md").read_text()
+    assert "| seqft | 2 |" in table_md and "| RG |" in table_md
 
 
 def test_sweep_reuses_finished_runs_and_redoes_changed_ones(tmp_path, monkeypatch):
