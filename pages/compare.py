@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import gradio as gr
@@ -16,7 +16,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cit_core import compare as cmp
+from cit_core import gallery
+from cit_core.config import TrainConfig
 from cit_core.export import write_figure_html, write_metrics
+from cit_core.methods import METHODS
 from cit_core.store import RunNotFound, list_runs, run_path
 
 from . import source as src
@@ -30,47 +33,160 @@ RUN_DASHES = ["solid", "dash", "dot", "dashdot"]     # colour repeats after 8 ru
 @dataclass
 class View:
     timer: gr.Timer
+    menus: list = field(default_factory=list)    # (dropdown, choices()) the app refreshes on load / tab select
 
 
 def _style(i: int) -> dict:
     return dict(color=OKABE_ITO[i % len(OKABE_ITO)], dash=RUN_DASHES[(i // len(OKABE_ITO)) % len(RUN_DASHES)])
 
 
-def load(names: list[str]) -> list[cmp.RunRecord]:
-    """Records of the picked runs; CompareError (a message for the user) when one cannot be read."""
-    if not names:
-        raise cmp.CompareError("Pick at least one run.")
-    if len(names) > MAX_RUNS:
-        raise cmp.CompareError(f"Pick at most {MAX_RUNS} runs (got {len(names)}).")
+# -- what can be compared: saved runs and the gallery's recordings ----------------------------------
+MODEL_NAMES = {"tiny": "tiny base", "tiny-scratch": "tiny scratch", "smollm2": "SmolLM2-135M"}
+SCHEDULE = (("steps_per_task", "{} steps/task"), ("batch_size", "batch {}"), ("lr", "lr {:g}"))
+TRAIN_DEFAULTS = TrainConfig()
+
+
+def _short_value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def recording_label(entry: dict) -> str:
+    """A recording as a learner can tell it apart: method · model (base) · lesson, then only the knobs that
+    differ from the defaults (method options, schedule): `LCIA (…) · SmolLM2-135M · classic lesson · 30
+    steps/task, batch 8, lr 0.001`, never every option (`lam=100000000.0`)."""
+    config = entry.get("config") or {}
+    method = entry.get("method") or config.get("method", "?")
+    cls = METHODS.get(method)
+    parts = [cls.title if cls else method]
+    model = (config.get("model") or {}).get("name", "tiny")
+    parts.append(MODEL_NAMES.get(model, model))
+    lesson = entry.get("lesson") or (config.get("lesson") or {}).get("name", "")
+    if lesson and lesson != "default":
+        parts.append(f"{lesson} lesson")
+    knobs = []
+    defaults = {f.name: f.default for f in fields(cls.Options)} if cls is not None else {}
+    for key, value in sorted((config.get("method_options") or {}).items()):
+        if key not in defaults or defaults[key] != value:
+            knobs.append(f"{key} {_short_value(value)}")
+    train = config.get("train") or {}
+    for key, fmt in SCHEDULE:
+        if key in train and train[key] != getattr(TRAIN_DEFAULTS, key):
+            knobs.append(fmt.format(train[key]))
+    if knobs:
+        parts.append(", ".join(knobs))
+    return " · ".join(parts)
+
+
+def choices() -> list[tuple[str, str]]:
+    """(label, value) of everything Compare can overlay: the run store's runs, then the recordings."""
+    out = [(name, name) for name in list_runs()]
     try:
-        return cmp.load_runs([run_path(n) for n in names])
+        out += [(f"recorded · {recording_label(e)}", src.GALLERY + e["name"]) for e in gallery.index()]
+    except gallery.GalleryError:
+        pass                           # a damaged gallery must not take Compare down
+    return out
+
+
+def _record(name: str) -> cmp.RunRecord:
+    if name.startswith(src.GALLERY):
+        rec_name = name[len(src.GALLERY):]
+        try:
+            entry, log = gallery.entry(rec_name), gallery.load(rec_name)
+            path = gallery.recording_path(rec_name)
+        except gallery.GalleryError as err:
+            raise cmp.CompareError(str(err)) from err
+        # a recording's display name says it is one; the value that picks it stays `gallery: <name>`
+        return cmp.RunRecord(f"recorded: {rec_name}", path, entry.get("config") or {}, log, log.summary or None)
+    try:
+        return cmp.load_run(run_path(name))
     except RunNotFound as err:
         raise cmp.CompareError(str(err)) from err
 
 
+def load(names: list[str]) -> list[cmp.RunRecord]:
+    """Records of the picked runs and recordings; CompareError (a message for the user) when one cannot be read."""
+    if not names:
+        raise cmp.CompareError("Pick at least one run.")
+    if len(names) > MAX_RUNS:
+        raise cmp.CompareError(f"Pick at most {MAX_RUNS} runs (got {len(names)}).")
+    records, seen = [], set()
+    for name in names:
+        rec = _record(name)
+        key = str(rec.path.resolve())
+        if key not in seen:                # the same run picked twice counts once
+            seen.add(key)
+            records.append(rec)
+    return records
+
+
+def steps_per_task(rec: cmp.RunRecord):
+    return rec.log.steps_per_task or (rec.config.get("train") or {}).get("steps_per_task")
+
+
+SCHEDULE_KEYS = (("steps_per_task", "steps per task"), ("batch_size", "batch size"), ("lr", "learning rate"),
+                 ("eval_every", "evaluation every"))
+
+
+def schedule_warning(records: list[cmp.RunRecord]) -> str:
+    """A warning when the runs did not train on the same schedule (their curves and metrics are then not
+    like for like); '' when they did."""
+    lines = []
+    for key, title in SCHEDULE_KEYS:
+        values = {}
+        for rec in records:
+            value = steps_per_task(rec) if key == "steps_per_task" else (rec.config.get("train") or {}).get(key)
+            values.setdefault(value, []).append(rec.name)
+        if len(values) > 1:
+            lines.append(f"{title} " + " vs ".join(f"{'?' if v is None else _short_value(v)} "
+                                                   f"({', '.join(short(n, 28) for n in names)})"
+                                                   for v, names in values.items()))
+    if not lines:
+        return ""
+    return ("⚠ **These runs trained on different schedules**, so their curves and metrics are not like for "
+            "like: " + "; ".join(lines) + ".")
+
+
 # -- figures -------------------------------------------------------------------------------------
+# Layout in pixels (plotly's spacing is a fraction of the plot area, so it is derived from these): room
+# for each row's tick labels, axis title and the next row's subplot titles, and one legend line per run.
+PANEL_H = 200            # a curves panel's plot height
+CURVES_GAP = 80          # between two rows of panels: x tick labels, "step", the next row's titles
+LEGEND_LINE = 22         # one legend entry per line, below the panels
+AXIS_BELOW = 62          # x tick labels and the axis title under the last row
+
+
 def curves_figure(records: list[cmp.RunRecord]) -> go.Figure:
-    """One panel per task (by name, so runs with other task orders line up), one line per run."""
+    """One panel per task (by name, so runs with other task orders line up), one line per run; every run
+    has exactly one legend entry, one per line below the panels (nothing clipped however many runs)."""
     tasks = list(dict.fromkeys(t for r in records for t in r.log.tasks))
     cols = min(PANEL_COLS, max(len(tasks), 1))
     rows = max(1, math.ceil(len(tasks) / cols))
+    plot_h = rows * PANEL_H + (rows - 1) * CURVES_GAP
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[short(t, 24) for t in tasks],
-                        shared_yaxes=True, horizontal_spacing=0.05, vertical_spacing=0.16)
+                        shared_yaxes=True, horizontal_spacing=0.05,
+                        vertical_spacing=CURVES_GAP / plot_h if rows > 1 else 0.0)
     for i, rec in enumerate(records):
         curves = cmp.curves(rec)
+        legend = True                     # on this run's first trace, whichever task it is
         for k, task in enumerate(tasks):
             if task not in rec.log.tasks:
                 continue
             j = rec.log.tasks.index(task)
             fig.add_trace(go.Scatter(
                 x=curves["steps"], y=[row[j] for row in curves["scores"]], mode="lines", name=rec.name,
-                legendgroup=rec.name, showlegend=(k == 0), line=dict(width=2, **_style(i)),
+                legendgroup=rec.name, showlegend=legend, line=dict(width=2, **_style(i)),
                 hovertemplate=f"{rec.name}<br>{task} at step %{{x}}: %{{y:.2f}}<extra></extra>"),
                 row=k // cols + 1, col=k % cols + 1)
-    _base_layout(fig, 230 * rows + 150, "Score of each task during training (one line per run)",
-                 margin=dict(l=55, r=20, t=70, b=80), legend=dict(orientation="h", y=-0.12, x=0, yanchor="top"))
-    fig.update_xaxes(gridcolor=GRID, zeroline=False, title=dict(text="step", font=dict(size=11)))
-    fig.update_yaxes(range=[-0.03, 1.03], gridcolor=GRID, zeroline=False)
+            legend = False
+    top, bottom = 90, AXIS_BELOW + 16 + LEGEND_LINE * len(records)
+    _base_layout(fig, plot_h + top + bottom, "Score of each task during training (one line per run)",
+                 margin=dict(l=60, r=30, t=top, b=bottom),
+                 legend=dict(orientation="v", y=-AXIS_BELOW / plot_h, x=0, yanchor="top", xanchor="left",
+                             tracegroupgap=0, font=dict(size=12)))
+    fig.update_annotations(font=dict(size=13))          # the subplot titles
+    fig.update_xaxes(gridcolor=GRID, zeroline=False, title=dict(text="step", font=dict(size=11), standoff=6),
+                     automargin=True)
+    fig.update_yaxes(range=[-0.03, 1.03], gridcolor=GRID, zeroline=False, automargin=True)
     return fig
 
 
@@ -81,12 +197,21 @@ def _heatmap(labels, tasks, values, **style) -> go.Heatmap:
                       **style)
 
 
+MATRIX_COLS = 3          # 4 side by side left no room for the run names above them
+MATRIX_ROW = 34          # pixels per matrix row
+MATRIX_GAP = 110         # between two rows of matrices: rotated task names, the next row's run names
+
+
 def matrices_figure(records: list[cmp.RunRecord]) -> go.Figure:
-    """Each run's accuracy matrix (base row first), side by side on one colour scale."""
-    cols = min(len(records), 4)
+    """Each run's accuracy matrix (base row first), side by side on one colour scale; the run names above
+    and the rotated task names below each matrix keep clear of their neighbours."""
+    cols = min(len(records), MATRIX_COLS)
     rows = math.ceil(len(records) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[short(r.name, 30) for r in records],
-                        horizontal_spacing=0.1, vertical_spacing=0.14)
+    T = max((len(r.log.tasks) for r in records), default=1)
+    panel_h = MATRIX_ROW * (T + 1)
+    plot_h = rows * panel_h + (rows - 1) * MATRIX_GAP
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[short(r.name, 34) for r in records],
+                        horizontal_spacing=0.12, vertical_spacing=MATRIX_GAP / plot_h if rows > 1 else 0.0)
     for i, rec in enumerate(records):
         labels, values = cmp.full_matrix(rec)
         # short row names: the task names are on the x axis, and long names would run into the next matrix
@@ -95,11 +220,12 @@ def matrices_figure(records: list[cmp.RunRecord]) -> go.Figure:
                                zmin=0, zmax=1, showscale=(i == 0),
                                colorbar=dict(title=dict(text="score"), thickness=10, len=0.8)),
                       row=i // cols + 1, col=i % cols + 1)
-    T = max((len(r.log.tasks) for r in records), default=1)
-    _base_layout(fig, rows * (120 + 34 * (T + 1)) + 60, "Accuracy matrices (row = after training task i)",
-                 margin=dict(l=110, r=20, t=80, b=40))
-    fig.update_yaxes(autorange="reversed", tickfont=dict(size=10))
-    fig.update_xaxes(tickangle=-30, tickfont=dict(size=10))
+    top, bottom = 90, 80
+    _base_layout(fig, plot_h + top + bottom, "Accuracy matrices (row = after training task i)",
+                 margin=dict(l=110, r=80, t=top, b=bottom))
+    fig.update_annotations(font=dict(size=12))          # the run names
+    fig.update_yaxes(autorange="reversed", tickfont=dict(size=10), automargin=True)
+    fig.update_xaxes(tickangle=-30, tickfont=dict(size=10), automargin=True)
     return fig
 
 
@@ -120,18 +246,20 @@ def _num(v) -> str:
 
 
 def runs_markdown(rows: list[dict]) -> str:
-    head = "| run | method | lesson | seed | AP | BWT | FWT | forgetting | wall s |\n|---|---|---|---|---|---|---|---|---|"
-    lines = [f"| {r['run']} | {r['method']} | {r['lesson']} | {r['seed']} | "
-             + " | ".join(_num(r[k]) for k in cmp.METRICS)
-             + f" | {'' if r['wall_s'] is None else format(r['wall_s'], '.1f')} |" for r in rows]
+    """One row per run; the metric columns are cmp.METRICS (whatever metrics the summaries carry)."""
+    cols = ["run", "method", "lesson", "seed", "steps/task", *cmp.METRICS, "wall s"]
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
+    lines = [f"| {r['run']} | {r['method']} | {r['lesson']} | {r['seed']} | {r.get('steps_per_task') or '?'} | "
+             + " | ".join(_num(r.get(k)) for k in cmp.METRICS)
+             + f" | {'' if r.get('wall_s') is None else format(r['wall_s'], '.1f')} |" for r in rows]
     return "\n".join([head, *lines])
 
 
 def groups_markdown(groups: list[dict]) -> str:
-    head = ("| method | lesson | runs (seeds) | AP | BWT | FWT | forgetting | wall s |\n"
-            "|---|---|---|---|---|---|---|---|")
+    cols = ["method", "lesson", "runs (seeds)", *cmp.METRICS, "wall s"]
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
     lines = [f"| {g['method']} | {g['lesson']} | {g['runs']} ({', '.join(map(str, g['seeds'])) or '—'}) | "
-             + " | ".join(cmp.format_pm(g[k]) for k in cmp.METRICS) + f" | {cmp.format_pm(g['wall_s'])} |"
+             + " | ".join(cmp.format_pm(g.get(k)) for k in cmp.METRICS) + f" | {cmp.format_pm(g.get('wall_s'))} |"
              for g in groups]
     return "\n".join([head, *lines]) + ("\n\n_mean ± std over the finished runs of each (method, lesson); std is "
                                         "the population std (numpy's default); unfinished runs are left out._")
@@ -145,12 +273,18 @@ def show(names):
     except cmp.CompareError as err:
         return (f"**{err}**", None, None, "", "", gr.update(choices=[], value=None),
                 gr.update(choices=[], value=None))
-    rows = [cmp.run_row(r) for r in records]
-    picked = [r.name for r in records]
-    return ("", curves_figure(records), matrices_figure(records), runs_markdown(rows),
+    rows = [{**cmp.run_row(r), "steps_per_task": steps_per_task(r)} for r in records]
+    picked = [(r.name, _value(r)) for r in records]
+    first, second = picked[0][1], picked[1][1] if len(picked) > 1 else picked[0][1]
+    return (schedule_warning(records), curves_figure(records), matrices_figure(records), runs_markdown(rows),
             groups_markdown(cmp.grouped(rows)),
-            gr.update(choices=picked, value=picked[0]),
-            gr.update(choices=picked, value=picked[1] if len(picked) > 1 else picked[0]))
+            gr.update(choices=picked, value=first), gr.update(choices=picked, value=second))
+
+
+def _value(rec: cmp.RunRecord) -> str:
+    """The menu value that picks this record again (A and B of the difference)."""
+    prefix = "recorded: "
+    return src.GALLERY + rec.name[len(prefix):] if rec.name.startswith(prefix) else rec.name
 
 
 def show_difference(a, b):
@@ -161,7 +295,7 @@ def show_difference(a, b):
         diff = cmp.difference(ra, rb)
     except cmp.CompareError as err:
         return None, f"**{err}**"
-    return difference_figure(diff, a, b), ""
+    return difference_figure(diff, ra.name, rb.name), ""
 
 
 def export(names, a, b):
@@ -177,7 +311,7 @@ def export(names, a, b):
     if a and b and a != b:
         try:
             ra, rb = load([a]) + load([b])
-            files.append(write_figure_html(difference_figure(cmp.difference(ra, rb), a, b),
+            files.append(write_figure_html(difference_figure(cmp.difference(ra, rb), ra.name, rb.name),
                                            folder / "compare_difference.html"))
         except cmp.CompareError:
             pass                      # the difference panel already says why there is none
@@ -185,10 +319,11 @@ def export(names, a, b):
 
 
 def build_compare_tab(registry, run_state) -> View:
-    gr.Markdown("_Pick saved runs (different methods, seeds or task orders) to see them side by side. "
-                "Every run trained in this app is saved; the Runs tab manages them._")
+    gr.Markdown("_Pick saved runs (different methods, seeds or task orders) or recorded runs (`recorded · …`, "
+                "the gallery) to see them side by side. Every run trained in this app is saved; the Runs tab "
+                "manages them._")
     with gr.Row():
-        pick = gr.Dropdown(list_runs(), value=[], multiselect=True, label="Runs to compare", scale=4,
+        pick = gr.Dropdown(choices(), value=[], multiselect=True, label="Runs to compare", scale=4,
                            max_choices=MAX_RUNS)
         reload = gr.Button("↻ runs", scale=0, min_width=60)
         go_btn = gr.Button("Compare", variant="primary", scale=0, min_width=100)
@@ -212,13 +347,13 @@ def build_compare_tab(registry, run_state) -> View:
 
     def poll(seen):
         """Keep the run list current while the tab is shown (new runs, deleted runs)."""
-        names = list_runs()
-        if names == seen:
+        now = choices()
+        if now == seen:
             return gr.skip(), gr.skip()
-        return names, gr.update(choices=names)
+        return now, gr.update(choices=now)
 
     timer.tick(poll, [known], [known, pick], concurrency_limit=None, show_progress="hidden")
-    reload.click(lambda: gr.update(choices=list_runs()), None, [pick], concurrency_limit=None)
+    reload.click(lambda: gr.update(choices=choices()), None, [pick], concurrency_limit=None)
     go_btn.click(show, [pick], [note, curves, matrices, table, groups, run_a, run_b], concurrency_limit=2,
                  api_visibility="private") \
         .then(show_difference, [run_a, run_b], [diff, diff_note], api_visibility="private")
@@ -227,4 +362,4 @@ def build_compare_tab(registry, run_state) -> View:
                  api_visibility="private")
     export_btn.click(export, [pick, run_a, run_b], [files, export_note], concurrency_limit=2,
                      api_visibility="private")
-    return View(timer)
+    return View(timer, menus=[(pick, choices)])
