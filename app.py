@@ -81,10 +81,25 @@ CSS = """
 ABOUT = """\
 ## About CIT Explorer
 CIT Explorer shows **catastrophic forgetting in continual instruction tuning** on a model small enough
-to train in your browser session on a CPU. The engine (`cit_core`) emits plain events; this app only
-reads the run log folded from them. Metrics follow the usual continual-learning definitions (AP, BWT, FWT,
-forgetting, MAA); the Train tab shows each formula next to its value.
+to train in seconds on a CPU. Training runs **on the server** that serves this page (your browser only
+shows the results; each run is saved in the server's run store). The engine (`cit_core`) emits plain
+events; this app only reads the run log folded from them. Metrics follow the usual continual-learning
+definitions (AP, BWT, FWT, forgetting, MAA); the Train tab shows each formula next to its value.
+
+### The papers behind the methods
+- **LCIA** — Qiao et al., *Large Continual Instruction Assistant*, ICML 2025:
+  [arXiv 2410.10868](https://arxiv.org/abs/2410.10868) (code: [JingyangQiao/CoIN](https://github.com/JingyangQiao/CoIN))
+- **InsCL** — Wang et al., *InsCL: A Data-efficient Continual Learning Paradigm for Fine-tuning Large
+  Language Models with Instructions*, NAACL 2024: [arXiv 2403.11435](https://arxiv.org/abs/2403.11435)
+  (code: [OPPO-Mente-Lab/InsCL](https://github.com/OPPO-Mente-Lab/InsCL))
+- **SwitchCIT** — Wu et al., *SwitchCIT: Switching for Continual Instruction Tuning*, 2024:
+  [arXiv 2407.11780](https://arxiv.org/abs/2407.11780) (code: [xinbowu2/SwitchCIT](https://github.com/xinbowu2/SwitchCIT))
+- **I-LoRA** — Ren et al., *Analyzing and Reducing Catastrophic Forgetting in Parameter Efficient Tuning*,
+  2024: [arXiv 2402.18865](https://arxiv.org/abs/2402.18865) (code: [which47/LLMCL](https://github.com/which47/LLMCL))
+- **EWC / MAS / TIR** — He et al., *Continual Instruction Tuning for Large Multimodal Models*, 2023:
+  [arXiv 2311.16206](https://arxiv.org/abs/2311.16206)
 """
+PAPER_LINKS = ("2410.10868", "2403.11435", "2407.11780", "2402.18865", "2311.16206")
 
 
 def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
