@@ -86,6 +86,18 @@ def test_metrics_markdown_uses_the_given_values_formulas_and_meanings():
     assert "Metrics appear" in figures.metrics_markdown({}, FORMULAS, EXPLAIN, 0, 3)
 
 
+def test_metrics_after_one_task_say_which_are_undefined():
+    """At T = 1 BWT, FWT and forgetting are means over no task: 'n/a' with the reason, never '+0.000'."""
+    values = partial_metrics(BASE, ROWS[:1])
+    text = figures.metrics_markdown(values, FORMULAS, EXPLAIN, tasks_done=1, total_tasks=3)
+    rows = {line.split("|")[1].strip(" *"): line.split("|")[2].strip() for line in text.splitlines()
+            if line.startswith("| **")}
+    for name in ("BWT", "FWT", "forgetting"):
+        assert rows[name] == "n/a (needs 2 tasks)", (name, rows[name])
+    assert rows["AP"] == figures.format_value("AP", values["AP"])        # AP is defined from the first task
+    assert "+0.000" not in text
+
+
 def test_cit_core_imports_no_ui_library():
     code = ("import sys, cit_core.trainer, cit_core.registry, cit_core.events, cit_core.metrics, cit_core.runs, "
             "cit_core.cli; bad = [m for m in ('gradio', 'plotly') if m in sys.modules]; assert not bad, bad")
