@@ -8,7 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ConfigError, LessonConfig, ModelConfig, RunConfig, TrainConfig
+from .config import ConfigError, LessonConfig, ModelConfig, RunConfig, TrainConfig, help_text
+from .metrics import format_value
 
 
 def _parse_value(text: str):
@@ -57,7 +58,7 @@ def cmd_run(args) -> int:
         elif isinstance(event, RunEnded):
             m = event.summary["metrics"]
             progress("done in {:.1f} s: ".format(time.perf_counter() - started)
-                      + " ".join(f"{k}={v:.3f}" for k, v in m.items()))
+                      + " ".join(f"{k}={format_value(k, v)}" for k, v in m.items()))
     return 0
 
 
@@ -104,9 +105,11 @@ def cmd_validate(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import load_runs, run_row, table_text
+    from .compare import load_run, load_runs, run_row, single_task_bounds, table_text
     from .export import metrics_csv
-    rows = [run_row(r) for r in load_runs(args.dirs)]
+    records = load_runs(args.dirs)
+    upper = single_task_bounds(load_run(args.rg_upper), records) if args.rg_upper else None
+    rows = [run_row(r, upper) for r in records]
     print(table_text(rows))
     if args.out:
         try:
@@ -117,25 +120,29 @@ def cmd_compare(args) -> int:
     return 0
 
 
+RUNS_COLUMNS = ("run", "method", "seed", "tasks done", "AP", "BWT", "forgetting", "created", "size")
+
+
 def cmd_runs(args) -> int:
     from .compare import CompareError, load_run, store_row
     from .store import list_runs, run_path, runs_root
     names = list_runs()
     _progress(f"{len(names)} runs in {runs_root()}")
+    print("\t".join(RUNS_COLUMNS))          # a header line: the TSV reads into a spreadsheet or pandas as is
     for name in names:
         try:
             row = store_row(load_run(run_path(name)))
         except CompareError as err:
             print(f"{name}\tunreadable: {err}")
             continue
-        print("\t".join(str(row[k]) for k in ("run", "method", "seed", "tasks done", "AP", "BWT",
-                                               "forgetting", "created", "size")))
+        print("\t".join(str(row[k]) for k in RUNS_COLUMNS))
     return 0
 
 
 def cmd_gallery_build(args) -> int:
     from .gallery import build
-    entries = build(args.from_dir, args.out, seed=args.seed, log=_progress)
+    entries = build(args.from_dir, args.out, seed=args.seed, log=_progress,
+                    connectivity=not args.no_connectivity, embeddings=not args.no_embeddings)
     total = sum(e["size"] for e in entries)
     print(f"{len(entries)} recordings in {args.out or 'assets/gallery'} ({total / 1024:.0f} KiB)")
     return 0
@@ -176,17 +183,29 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _knob_help(name: str) -> str:
+    """A TrainConfig field's help, its range and its default (the flag help of `run` and `sweep`)."""
+    from dataclasses import fields
+    default = {f.name: f.default for f in fields(TrainConfig)}[name]
+    return f"{help_text(TrainConfig, name)}; default {default}".replace("%", "%%")
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     """Lesson, model and training flags shared by `run` and `sweep`."""
-    p.add_argument("--lesson", default="default")
-    p.add_argument("--tasks", nargs="+", metavar="FILE", help="lesson files instead of a built-in lesson")
-    p.add_argument("--model", default="tiny")
-    p.add_argument("--steps-per-task", dest="steps_per_task", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", dest="batch_size", type=int)
-    p.add_argument("--eval-every", dest="eval_every", type=int)
-    p.add_argument("--threads", type=int)
-    p.add_argument("--out", required=True)
+    from .lessons import BUILTIN
+    p.add_argument("--lesson", default="default", metavar="NAME",
+                   help=f"built-in lesson: {', '.join(BUILTIN)} (default: default); ignored with --tasks")
+    p.add_argument("--tasks", nargs="+", metavar="FILE",
+                   help="lesson files instead of a built-in lesson (JSONL, SuperNI task JSON, TRACE JSON)")
+    p.add_argument("--model", default="tiny", metavar="MODEL",
+                   help="tiny (the instruction-tuned base), tiny-scratch (random init), smollm2, or a Hugging "
+                        "Face id or folder (default: tiny)")
+    p.add_argument("--steps-per-task", dest="steps_per_task", type=int, metavar="N", help=_knob_help("steps_per_task"))
+    p.add_argument("--lr", type=float, help=_knob_help("lr"))
+    p.add_argument("--batch-size", dest="batch_size", type=int, metavar="N", help=_knob_help("batch_size"))
+    p.add_argument("--eval-every", dest="eval_every", type=int, metavar="N", help=_knob_help("eval_every"))
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's own choice)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the run directory to write (created)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -194,60 +213,73 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train through a lesson and write a run directory")
     _add_run_args(r)
-    r.add_argument("--method", default="seqft")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--method", default="seqft", help="a registered method (`python -m cit_core methods`; "
+                                                     "default: seqft)")
+    r.add_argument("--seed", type=int, default=0, help=help_text(TrainConfig, "seed") + "; default 0")
     r.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method option, repeatable")
     r.set_defaults(func=cmd_run)
     w = sub.add_parser("sweep", help="run methods x seeds and write a table of mean ± std")
     _add_run_args(w)
     w.add_argument("--methods", nargs="+", default=["all"], help="registry keys, or 'all'")
-    w.add_argument("--seeds", nargs="+", type=int, default=[0])
+    w.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds to run for every method (default: 0)")
     w.set_defaults(func=cmd_sweep)
     pr = sub.add_parser("probe", help="analyse a saved run; writes a JSON file into its directory")
     probes = pr.add_subparsers(dest="probe", required=True)
     c = probes.add_parser("connectivity", help="loss and accuracy along the line between task solutions "
                                                "-> DIR/connectivity.json")
-    c.add_argument("--run", required=True, metavar="DIR")
+    c.add_argument("--run", required=True, metavar="DIR", help="a finished run directory with checkpoints")
     c.add_argument("--points", type=int, default=11, help="interpolation points from a=0 to a=1")
     c.add_argument("--max-eval", type=int, default=32, metavar="N",
                    help="held-out examples per task at each point (0 = all)")
     c.set_defaults(func=cmd_probe_connectivity)
     e = probes.add_parser("embeddings", help="2-D map of the lesson's instruction embeddings and the "
                                              "methods' similarity matrices -> DIR/embeddings.json")
-    e.add_argument("--run", required=True, metavar="DIR")
-    e.add_argument("--projection", choices=["umap", "pca"], default="umap")
+    e.add_argument("--run", required=True, metavar="DIR", help="a run directory (its lesson is embedded)")
+    e.add_argument("--projection", choices=["umap", "pca"], default="umap",
+                   help="2-D projection of the embeddings (default: umap, seeded)")
     e.set_defaults(func=cmd_probe_embeddings)
     cp = sub.add_parser("compare", help="one row per run directory: method, seed, AP, BWT, FWT, forgetting, "
-                                        "wall_s (printed; --out writes CSV)")
-    cp.add_argument("dirs", nargs="+", metavar="DIR")
-    cp.add_argument("--out", metavar="FILE.csv")
+                                        "RG, wall_s (printed; --out writes CSV)")
+    cp.add_argument("dirs", nargs="+", metavar="DIR", help="run directories (e.g. a sweep's DIR/*)")
+    cp.add_argument("--out", metavar="FILE.csv", help="also write the table as CSV")
+    cp.add_argument("--rg-upper", metavar="DIR", help="a finished per-task run (e.g. oracle_lora) whose "
+                    "score on each task right after training it is RG's upper bound U_i (InsCL's single-task "
+                    "bound); default: each run's own R[i][i]")
     cp.set_defaults(func=cmd_compare)
     ls = sub.add_parser("runs", help="list the runs in the run store (CIT_RUNS_DIR)")
     ls.set_defaults(func=cmd_runs)
     g = sub.add_parser("gallery", help="the shipped recordings (assets/gallery)")
     gs = g.add_subparsers(dest="gallery", required=True)
     gb = gs.add_parser("build", help="pack finished run directories (e.g. a sweep's DIR) into the gallery")
-    gb.add_argument("--from", dest="from_dir", required=True, metavar="DIR")
+    gb.add_argument("--from", dest="from_dir", required=True, metavar="DIR",
+                    help="a folder of finished run directories (a sweep's --out)")
     gb.add_argument("--out", default=None, metavar="DIR", help="default: assets/gallery")
     gb.add_argument("--seed", type=int, default=0, help="which seed's runs to pack (default 0)")
+    gb.add_argument("--no-connectivity", action="store_true",
+                    help="ship no connectivity lines (default: probe each run that has task-end checkpoints, "
+                         "reusing its connectivity.json when it was probed with the gallery's settings)")
+    gb.add_argument("--no-embeddings", action="store_true",
+                    help="do not ship the lessons' instruction embeddings and maps (assets/gallery/embeddings)")
     gb.set_defaults(func=cmd_gallery_build)
     gl = gs.add_parser("list", help="list the recordings")
     gl.add_argument("--dir", default=None, metavar="DIR", help="default: assets/gallery")
     gl.set_defaults(func=cmd_gallery_list)
     pt = sub.add_parser("pretrain", help="multi-task instruction-tune the tiny byte model on the generated "
                                          "corpus -> DIR/model.safetensors + manifest.json")
-    pt.add_argument("--out", required=True, metavar="DIR")
-    pt.add_argument("--steps", type=int)
-    pt.add_argument("--batch-size", dest="batch_size", type=int)
-    pt.add_argument("--lr", type=float)
-    pt.add_argument("--seed", type=int)
-    pt.add_argument("--threads", type=int)
-    pt.add_argument("--eval-every", dest="eval_every", type=int)
+    pt.add_argument("--out", required=True, metavar="DIR", help="where model.safetensors and manifest.json go")
+    pt.add_argument("--steps", type=int, metavar="N", help="AdamW steps (default 7000)")
+    pt.add_argument("--batch-size", dest="batch_size", type=int, metavar="N", help="examples per step (default 64)")
+    pt.add_argument("--lr", type=float, help="peak learning rate, after warm-up, before cosine decay (default 3e-3)")
+    pt.add_argument("--seed", type=int, help="seed of the corpus sampling and the init (default 0)")
+    pt.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default 2, as recorded in "
+                                                             "the shipped manifest)")
+    pt.add_argument("--eval-every", dest="eval_every", type=int, metavar="N",
+                    help="score the held-out family prompts every N steps (default 1000)")
     pt.set_defaults(func=cmd_pretrain)
     m = sub.add_parser("methods", help="list the registered methods")
     m.set_defaults(func=cmd_methods)
     v = sub.add_parser("validate", help="check lesson files; exit 0 when valid, 2 otherwise")
-    v.add_argument("files", nargs="+")
+    v.add_argument("files", nargs="+", metavar="FILE", help="lesson files (JSONL, SuperNI task JSON, TRACE JSON)")
     v.set_defaults(func=cmd_validate)
     return p
 

@@ -84,3 +84,29 @@ def test_run_on_superni_files(tmp_path):
         "--steps-per-task", "2", "--eval-every", "0", "--batch-size", "4")
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["tasks"] == ["task092_check_prime_classification", "task1189_check_char_in_string"]
+
+
+def _subparsers(p):
+    import argparse
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                yield from ((f"{name} {n}", s) for n, s in _subparsers(sub))
+
+
+def test_every_flag_of_every_command_has_help():
+    """`run --help` and the other commands explain every flag (issue 18: most had no help text)."""
+    from cit_core.cli import parser
+    seen = 0
+    for name, sub in _subparsers(parser()):
+        for action in sub._actions:
+            if action.dest == "help" or action.help == "==SUPPRESS==" or action.nargs == 0 and not action.option_strings:
+                continue
+            if action.__class__.__name__ == "_SubParsersAction":
+                continue
+            assert action.help and action.help.strip(), f"{name} {'/'.join(action.option_strings) or action.dest}"
+            seen += 1
+    assert seen >= 30
+    text = parser()._subparsers._group_actions[0].choices["run"].format_help()
+    assert "optimizer steps on each task" in text

@@ -94,8 +94,11 @@ def test_runs_cli_lists_the_store(root, capsys):
     trainer = finished_run(root, "listed")
     assert main(["runs"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 1
-    cells = out[0].split("\t")
+    assert len(out) == 2
+    # a header line names the TSV's columns
+    assert out[0].split("\t") == ["run", "method", "seed", "tasks done", "AP", "BWT", "forgetting", "created",
+                                  "size"]
+    cells = out[1].split("\t")
     assert cells[0] == "listed" and cells[1] == "seqft" and cells[3] == "2 / 2"
     assert float(cells[4]) == round(trainer.log.summary["metrics"]["AP"], 3)
     assert store_row(load_run(root / "listed"))["AP"] == round(trainer.log.summary["metrics"]["AP"], 3)
