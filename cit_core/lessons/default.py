@@ -12,7 +12,8 @@ Design (README "The default lesson"):
   phrasings, so the routers of SwitchCIT, expansion and LCIA meet instructions they never saw;
 - held-out inputs never occur in training (split by input value);
 - related pairs: `last_two` / `first_two` read the same words and are phrased alike (TF-IDF similarity
-  0.36 >= LCIA's tau 0.30: first_two retrains last_two's group, so LCIA's adaptive EMA runs);
+  0.44 as LCIA scores it, pairwise, >= its tau 0.30: first_two retrains last_two's group, so LCIA's
+  adaptive EMA runs);
   `has_seven` / `last_digit` read the same numbers; `has_seven` / `vowel_end` share the answers yes/no;
   `vowel_end` asks about the ending that `last_two` copies. Words and numbers are otherwise unrelated.
 Everything is generated from the seed; nothing is downloaded.
