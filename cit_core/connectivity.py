@@ -196,6 +196,7 @@ class Meter:
         self.flat = [ex for exs in self.examples for ex in exs]
         # collate once: the batches are the same at every point of the line
         self.batches = [encoder.collate(self.flat[i:i + batch_size]) for i in range(0, len(self.flat), batch_size)]
+        self.answers: list[str] = []        # the last accuracy pass's greedy answers, one per flat example
 
     @torch.no_grad()
     def losses(self) -> list[float]:
@@ -218,6 +219,7 @@ class Meter:
 
     def accuracies(self) -> list[float]:
         answers = generate_answers(self.model, self.encoder, self.flat, self.batch_size, device=self.device)
+        self.answers = answers              # the greedy answers of this pass (recorded samples read them)
         hits = [0.0] * len(self.tasks)
         for i, (ans, ex) in enumerate(zip(answers, self.flat)):
             hits[self.owner[i]] += SCORE_FUNCTIONS[self.tasks[self.owner[i]].scorer](ans, ex.output)
@@ -233,8 +235,15 @@ class Meter:
 
 
 def probe_pair(model, encoder, tasks, start: Snapshot, end: Snapshot, variant: str, points: int = 11,
-               max_eval: int | None = DEFAULT_MAX_EVAL, batch_size: int = 64, progress=None) -> dict:
-    """One line: per seen task (0..later task) its loss and accuracy at `points` values of a in [0, 1]."""
+               max_eval: int | None = DEFAULT_MAX_EVAL, batch_size: int = 64, progress=None,
+               samples_per_task: int = 0) -> dict:
+    """One line: per seen task (0..later task) its loss and accuracy at `points` values of a in [0, 1].
+
+    With samples_per_task > 0 the result also holds "samples": the first held-out prompts of every seen
+    task and the blended model's greedy answers to them at every point (the answers the accuracy pass
+    generated anyway: no extra decoding), {"examples": [{"task", "prompt", "expected"}], "answers":
+    [point][example]}.
+    """
     if points < 2:
         raise ProbeError("points must be at least 2 (the two ends of the line)")
     applier = Applier(model, start.lora)
@@ -245,9 +254,13 @@ def probe_pair(model, encoder, tasks, start: Snapshot, end: Snapshot, variant: s
     marks_in = end.extras
     total, started = len(alphas) + len(marks_in), time.perf_counter()
     loss, acc = [[] for _ in seen], [[] for _ in seen]
+    picked = _sample_rows(meter, samples_per_task)
+    answers = []
     for i, a in enumerate(alphas):
         with applier.apply(line.state(a), variant):
             ls, ac = meter.measure()
+        if picked:
+            answers.append([meter.answers[row] for row in picked])
         for k in range(len(seen)):
             loss[k].append(ls[k])
             acc[k].append(ac[k])
@@ -261,10 +274,28 @@ def probe_pair(model, encoder, tasks, start: Snapshot, end: Snapshot, variant: s
         marks.append({"name": name, "a": line.project(point), "loss": ls, "accuracy": ac})
         if progress:
             progress(len(alphas) + j + 1, total)
-    return {"from": start.task, "to": end.task, "variant": variant, "a": alphas,
-            "tasks": [t.name for t in seen], "loss": loss, "accuracy": acc, "marks": marks,
-            "eval_per_task": [len(x) for x in meter.examples],
-            "seconds": round(time.perf_counter() - started, 3)}
+    result = {"from": start.task, "to": end.task, "variant": variant, "a": alphas,
+              "tasks": [t.name for t in seen], "loss": loss, "accuracy": acc, "marks": marks,
+              "eval_per_task": [len(x) for x in meter.examples],
+              "seconds": round(time.perf_counter() - started, 3)}
+    if picked:
+        result["samples"] = {"examples": [{"task": meter.owner[row], "prompt": _prompt(meter.flat[row]),
+                                           "expected": meter.flat[row].output} for row in picked],
+                             "answers": answers}
+    return result
+
+
+def _sample_rows(meter: "Meter", per_task: int) -> list[int]:
+    """Rows of meter.flat holding the first `per_task` held-out examples of every task, task by task."""
+    rows, offset = [], 0
+    for exs in meter.examples:
+        rows.extend(range(offset, offset + min(per_task, len(exs))))
+        offset += len(exs)
+    return rows
+
+
+def _prompt(example) -> str:
+    return f"{example.instruction} {example.input}".strip()
 
 
 # -- live trainer ---------------------------------------------------------------------------------
@@ -318,33 +349,56 @@ class SavedRun:
         return self._snaps[task]
 
     def pair(self, start_task: int, end_task: int, variant: str, points: int = 11, max_eval=DEFAULT_MAX_EVAL,
-             progress=None):
+             progress=None, samples_per_task: int = 0):
         t = self.trainer
         return probe_pair(t.model, t.encoder, t.lesson.tasks, self.snapshot(start_task), self.snapshot(end_task),
-                          variant, points, max_eval, t.cfg.train.eval_batch, progress)
+                          variant, points, max_eval, t.cfg.train.eval_batch, progress, samples_per_task)
 
 
-def probe_run(run_dir: Path, points: int = 11, log=print, lesson=None,
-              max_eval: int | None = DEFAULT_MAX_EVAL) -> Path:
-    """Every consecutive pair of task-end checkpoints, every variant; writes DIR/connectivity.json.
+def run_pairs(tasks: list[int]) -> list[tuple[int, int]]:
+    """The lines a run is probed on: every consecutive pair of task ends, then first -> last (the pair a
+    user asks about most after the consecutive ones) when it is not consecutive."""
+    tasks = sorted(tasks)
+    pairs = list(zip(tasks, tasks[1:]))
+    if len(tasks) > 2:
+        pairs.append((tasks[0], tasks[-1]))
+    return pairs
 
-    connectivity.json: {"version", "method", "points", "tasks", "variants", "pairs": [{"from", "to",
-    "variant", "a", "tasks", "loss" [task][point], "accuracy" [task][point], "marks" [{"name", "a",
-    "loss", "accuracy"}], "eval_per_task", "seconds"}]}.
+
+# samples recorded per seen task at every point when a run is probed for the gallery
+RECORDED_SAMPLES = 3
+FORMAT = 2        # connectivity.json: 2 added first -> last, "max_eval" and the optional "samples"
+
+
+def probe_saved(run_dir: Path, points: int = 11, log=print, lesson=None, max_eval: int | None = DEFAULT_MAX_EVAL,
+                samples_per_task: int = 0) -> dict:
+    """Every line of `run_pairs` on a saved run's checkpoints, every variant: the connectivity.json data.
+
+    {"version", "method", "points", "max_eval", "samples_per_task", "tasks", "variants", "pairs": [{"from",
+    "to", "variant", "a", "tasks", "loss" [task][point], "accuracy" [task][point], "marks" [{"name", "a",
+    "loss", "accuracy"}], "eval_per_task", "seconds", "samples" (optional, see probe_pair)}]}.
     """
-    from .runs import write_json_atomic
     run = SavedRun(run_dir, lesson)
     tasks = sorted(run.refs)
     lora = run.snapshot(tasks[0]).lora
     pairs = []
-    for s, e in zip(tasks, tasks[1:]):
+    for s, e in run_pairs(tasks):
         for variant in variants(lora):
-            result = run.pair(s, e, variant, points, max_eval)
+            result = run.pair(s, e, variant, points, max_eval, samples_per_task=samples_per_task)
             log(f"connectivity task {s + 1} -> {e + 1} ({variant}): {result['seconds']:.1f} s")
             pairs.append(result)
-    out = run.dir / "connectivity.json"
-    write_json_atomic(out, {"version": 1, "method": run.log.method, "points": points, "tasks": run.log.tasks,
-                            "variants": list(variants(lora)), "pairs": pairs})
+    return {"version": FORMAT, "method": run.log.method, "points": points, "max_eval": max_eval,
+            "samples_per_task": samples_per_task, "tasks": run.log.tasks, "variants": list(variants(lora)),
+            "pairs": pairs}
+
+
+def probe_run(run_dir: Path, points: int = 11, log=print, lesson=None,
+              max_eval: int | None = DEFAULT_MAX_EVAL, samples_per_task: int = 0) -> Path:
+    """probe_saved, written to DIR/connectivity.json."""
+    from .runs import write_json_atomic
+    data = probe_saved(run_dir, points, log, lesson, max_eval, samples_per_task)
+    out = Path(run_dir) / "connectivity.json"
+    write_json_atomic(out, data)
     return out
 
 
@@ -359,4 +413,5 @@ def read_connectivity(run_dir: Path) -> dict | None:
 
 
 __all__ = ["Applier", "Line", "Meter", "ProbeError", "SavedRun", "deltas", "endpoint", "make_line", "model_at",
-           "probe_pair", "probe_run", "probe_trainer", "read_connectivity", "trainer_snapshot", "variants"]
+           "probe_pair", "probe_run", "probe_saved", "probe_trainer", "read_connectivity", "run_pairs",
+           "trainer_snapshot", "variants"]
