@@ -8,7 +8,10 @@ task-similarity matrices the methods use.
   so `ProjectionJob` computes PCA first and UMAP in a background thread; umap is imported only inside
   `umap_2d`, never when this module is imported.
 - Caching: vectors and coordinates are kept in memory and, when a run directory is known, in
-  `DIR/embeddings_cache/<key>.npy` (key = hash of the texts and the projection's settings).
+  `DIR/embeddings_cache/<key>.npy` (key = hash of the texts and the projection's settings). The gallery
+  ships those of its recordings' lessons in `assets/gallery/embeddings/<key>.npy` (`ship`, called by
+  `gallery build`), read before anything is computed: a recording's map opens at once, with no MiniLM load
+  and no UMAP JIT.
 - Matrices: read from the run log where a method logged them (InsCL, LCIA, TIR, SwitchCIT), plus two
   that are always computable (cosine of the tasks' mean instruction embeddings, TF-IDF similarity).
 """
@@ -29,6 +32,7 @@ SEED = 0                  # UMAP's random_state: the same lesson gives the same 
 MAX_PROMPTS_PER_TASK = 50  # prompts are optional extra points; a cap keeps the map readable and fast
 CACHE_DIR = "embeddings_cache"
 OUT_NAME = "embeddings.json"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "gallery" / "embeddings"
 
 
 # -- points ---------------------------------------------------------------------------------------
@@ -70,7 +74,8 @@ _memory_lock = threading.Lock()
 
 
 def _cached(key: str, run_dir, compute) -> np.ndarray:
-    """compute() once per key: memory first, then DIR/embeddings_cache/key.npy, then compute and store."""
+    """compute() once per key: memory first, then DIR/embeddings_cache/key.npy, then the gallery's shipped
+    copy, then compute and store."""
     path = Path(run_dir) / CACHE_DIR / f"{key}.npy" if run_dir is not None else None
     with _memory_lock:
         hit = _memory.get(key)
@@ -79,11 +84,12 @@ def _cached(key: str, run_dir, compute) -> np.ndarray:
             _save_npy(path, hit)
         return hit
     value = None
-    if path is not None and path.is_file():
-        try:
-            value = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):      # a damaged cache file is recomputed, never trusted
-            value = None
+    for candidate in (path, SHIPPED_DIR / f"{key}.npy"):
+        if value is None and candidate is not None and candidate.is_file():
+            try:
+                value = np.load(candidate, allow_pickle=False)
+            except (OSError, ValueError):      # a damaged cache file is recomputed, never trusted
+                value = None
     if value is None:
         value = np.asarray(compute())
         if path is not None:
@@ -164,6 +170,22 @@ def project(points: Points, projection: str = "umap", run_dir=None, seed: int = 
     if projection == "pca":
         return _cached(f"pca-{points.key}", run_dir, lambda: pca_2d(vectors))
     return _cached(f"umap-s{seed}-{points.key}", run_dir, lambda: umap_2d(vectors, seed))
+
+
+def ship(tasks, out_dir, seed: int = SEED) -> list[Path]:
+    """Write a lesson's instruction embeddings, PCA and seeded UMAP maps to out_dir/<key>.npy (what a view
+    asks `_cached` for), so a gallery recording's map needs no computation. Returns the files written."""
+    points = lesson_points(tasks)
+    vectors = embed(points)
+    arrays = {f"vectors-{points.key}": vectors, f"pca-{points.key}": project(points, "pca"),
+              f"umap-s{seed}-{points.key}": project(points, "umap", seed=seed)}
+    out = []
+    for key, value in arrays.items():
+        path = Path(out_dir) / f"{key}.npy"
+        _save_npy(path, np.asarray(value))
+        os.chmod(path, 0o644)               # mkstemp makes it private; shipped files are world-readable
+        out.append(path)
+    return out
 
 
 def nearest(vectors: np.ndarray, index: int, k: int = 5) -> list[tuple[int, float]]:
@@ -454,4 +476,4 @@ def read_probe(run_dir) -> dict | None:
 
 __all__ = ["Points", "ProjectionJob", "all_matrices", "computed_matrices", "embed", "lesson_points",
            "logged_matrices", "nearest", "pca_2d", "probe_run", "project", "projection_job", "read_probe",
-           "run_tasks", "config_tasks", "umap_2d", "warm_up_umap"]
+           "run_tasks", "config_tasks", "ship", "umap_2d", "warm_up_umap"]

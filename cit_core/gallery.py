@@ -2,7 +2,13 @@
 
 Each recording is `<name>.jsonl.gz`, the gzip of a run's events.jsonl without Checkpointed events (no
 weights are shipped, so a checkpoint reference would point at nothing), plus one `index.json` listing the
-recordings with their config and headline metrics. Rebuild from a sweep:
+recordings with their config and headline metrics. A recording packed from a run with its task-end
+checkpoints also ships `<name>.connectivity.json.gz`: the connectivity probe measured at build time (every
+consecutive task pair and first -> last, every variant, the EMA / slow marks, and the blended model's
+answers to a few held-out prompts per seen task at every grid point), so the Connectivity view shows a
+recording's curves and answers without weights (`connectivity`). `embeddings/` holds the MiniLM
+embeddings and PCA / UMAP maps of the recordings' lessons (`embeddings.ship`): their Embeddings view opens
+at once. Rebuild from a sweep:
 
     python -m cit_core sweep --lesson default --methods all --seeds 0 --out DIR
     python -m cit_core gallery build --from DIR --out assets/gallery
@@ -30,6 +36,8 @@ from .runs import write_json_atomic
 GALLERY_DIR = Path(__file__).resolve().parent.parent / "assets" / "gallery"
 INDEX = "index.json"
 SUFFIX = ".jsonl.gz"
+CONNECTIVITY_SUFFIX = ".connectivity.json.gz"
+PROBE_POINTS = 11          # the α grid of the shipped connectivity lines (the slider snaps to it)
 METRICS = ("AP", "BWT", "forgetting", "FWT")
 DROPPED = {Checkpointed.__name__}     # refers to weights, which the gallery does not ship
 
@@ -41,6 +49,7 @@ class GalleryError(ValueError):
 # -- reading ---------------------------------------------------------------------------------------
 _index_cache: dict[tuple, list[dict]] = {}
 _log_cache: dict[tuple, RunLog] = {}
+_connectivity_cache: dict[tuple, dict] = {}
 
 
 def _stamp(path: Path) -> tuple:
@@ -105,6 +114,36 @@ def load(name: str, root: Path | None = None) -> RunLog:
             _log_cache.clear()
         _log_cache[key] = log
     return log
+
+
+def connectivity(name: str, root: Path | None = None) -> dict | None:
+    """The recording's shipped connectivity data (the format of `connectivity.probe_saved`), or None for a
+    recording packed without checkpoints (e.g. the SmolLM2 ones). Cached while the file is unchanged;
+    callers must not mutate it."""
+    item = entry(name, root).get("connectivity")
+    if not item:
+        return None
+    path = Path(root or GALLERY_DIR) / item["file"]
+    try:
+        key = _stamp(path)
+        data = _connectivity_cache.get(key)
+        if data is None:
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                data = json.load(fh)
+            if len(_connectivity_cache) > 32:
+                _connectivity_cache.clear()
+            _connectivity_cache[key] = data
+    except (OSError, EOFError, ValueError) as err:
+        raise GalleryError(f"cannot read the connectivity of recording {name!r} ({path.name}): {err}") from err
+    return data
+
+
+def connectivity_pair(name: str, start: int, end: int, variant: str, root: Path | None = None) -> dict | None:
+    """One shipped line (task indices from 0), or None when it was not recorded."""
+    for pair in (connectivity(name, root) or {}).get("pairs", []):
+        if (pair["from"], pair["to"], pair["variant"]) == (start, end, variant):
+            return pair
+    return None
 
 
 def _after(event, step: int) -> bool:
@@ -211,6 +250,64 @@ def pack_run(run_dir, out_dir, name: str | None = None) -> dict:
     }
 
 
+def _rounded(pair: dict) -> dict:
+    """A probe line with its floats rounded (losses to 1e-5, accuracies and a* to 1e-6): smaller files, far
+    below the differences a re-run on another processor shows."""
+    out = dict(pair)
+    out["loss"] = [[round(v, 5) for v in row] for row in pair["loss"]]
+    out["accuracy"] = [[round(v, 6) for v in row] for row in pair["accuracy"]]
+    out["marks"] = [{**m, "a": round(m["a"], 6), "loss": [round(v, 5) for v in m["loss"]],
+                     "accuracy": [round(v, 6) for v in m["accuracy"]]} for m in pair.get("marks", [])]
+    out.pop("seconds", None)          # wall time: differs between two identical builds
+    return out
+
+
+def run_connectivity(run_dir, points: int | None = None, max_eval=None, samples: int | None = None,
+                     log=print) -> dict | None:
+    """The run's connectivity data for the gallery: DIR/connectivity.json when it was probed with these
+    settings (every line of `run_pairs`, samples included), else probed now and written there (a cache:
+    probing several runs side by side, then building, costs no second probe). None without checkpoints."""
+    from . import connectivity as conn      # late: torch
+    run_dir = Path(run_dir)
+    if not (run_dir / "checkpoints").is_dir():
+        return None
+    points = PROBE_POINTS if points is None else points
+    max_eval = conn.DEFAULT_MAX_EVAL if max_eval is None else max_eval
+    samples = conn.RECORDED_SAMPLES if samples is None else samples
+    want = {"version": conn.FORMAT, "points": points, "max_eval": max_eval, "samples_per_task": samples}
+    old = conn.read_connectivity(run_dir)
+    if old is not None and all(old.get(k) == v for k, v in want.items()) and old.get("pairs"):
+        tasks = sorted({p["from"] for p in old["pairs"]} | {p["to"] for p in old["pairs"]})
+        lines = {(p["from"], p["to"], p["variant"]) for p in old["pairs"]}
+        if all((s, e, v) in lines for s, e in conn.run_pairs(tasks) for v in old["variants"]) and \
+                all("samples" in p for p in old["pairs"]):
+            log(f"{run_dir.name}: connectivity.json reused")
+            return old
+    data = conn.probe_saved(run_dir, points, lambda line: log(f"{run_dir.name}: {line}"), max_eval=max_eval,
+                            samples_per_task=samples)
+    try:
+        write_json_atomic(run_dir / "connectivity.json", data)
+    except OSError:
+        pass                                # a read-only run folder only costs the cache
+    return data
+
+
+def pack_connectivity(data: dict, out_dir, name: str) -> dict:
+    """Write `<name>.connectivity.json.gz` (deterministic gzip); return the index entry's summary of it."""
+    out_dir = Path(out_dir)
+    packed = {**data, "pairs": [_rounded(p) for p in data["pairs"]]}
+    file = name + CONNECTIVITY_SUFFIX
+    text = json.dumps(packed, separators=(",", ":"), ensure_ascii=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / file, "wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=raw, mtime=0) as fh:
+        fh.write(text.encode("utf-8"))
+    return {"file": file, "size": (out_dir / file).stat().st_size, "points": data["points"],
+            "max_eval": data.get("max_eval"), "variants": data["variants"],
+            "pairs": [list(x) for x in sorted({(p["from"], p["to"]) for p in data["pairs"]})],
+            "samples_per_task": data.get("samples_per_task", 0)}
+
+
 def finished_runs(from_dir, seed: int = 0) -> list[Path]:
     """Run directories under from_dir (itself or its children) with a summary.json and the given seed."""
     from_dir = Path(from_dir)
@@ -227,9 +324,13 @@ def finished_runs(from_dir, seed: int = 0) -> list[Path]:
     return found
 
 
-def build(from_dir, out_dir=None, seed: int = 0, log=print) -> list[dict]:
+def build(from_dir, out_dir=None, seed: int = 0, log=print, connectivity: bool = True,
+          embeddings: bool = True) -> list[dict]:
     """Pack every finished run of `seed` under from_dir (one per method) into out_dir and update its index:
-    entries of methods not found in from_dir are kept, so a gallery can be filled in several passes."""
+    entries of methods not found in from_dir are kept, so a gallery can be filled in several passes.
+    With `connectivity`, a run with task-end checkpoints is probed (see run_connectivity) and ships its
+    lines; a run without them ships none (its entry's "connectivity" is None). With `embeddings`, the
+    lessons of all entries get their shipped embeddings (see ship_embeddings)."""
     from .methods import METHODS
     out_dir = Path(out_dir or GALLERY_DIR)
     runs = finished_runs(from_dir, seed)
@@ -240,8 +341,16 @@ def build(from_dir, out_dir=None, seed: int = 0, log=print) -> list[dict]:
         item = pack_run(run_dir, out_dir)
         if item["name"] in packed:
             raise GalleryError(f"two finished runs of {item['name']!r} with seed {seed} in {from_dir}")
+        data = run_connectivity(run_dir, log=log) if connectivity else None
+        stale = out_dir / (item["name"] + CONNECTIVITY_SUFFIX)
+        if data is not None:
+            item["connectivity"] = pack_connectivity(data, out_dir, item["name"])
+        else:
+            item["connectivity"] = None
+            stale.unlink(missing_ok=True)       # an earlier build's lines would no longer match the run
         packed[item["name"]] = item
-        log(f"packed {run_dir.name} -> {item['file']} ({item['size']} bytes, drift: {item['has_drift']})")
+        extra = f", connectivity {item['connectivity']['size']} bytes" if item["connectivity"] else ""
+        log(f"packed {run_dir.name} -> {item['file']} ({item['size']} bytes, drift: {item['has_drift']}{extra})")
     try:
         old = {e["name"]: e for e in index(out_dir)}
     except GalleryError:
@@ -253,10 +362,44 @@ def build(from_dir, out_dir=None, seed: int = 0, log=print) -> list[dict]:
                                                      e["name"] != e["method"], e["name"]))
     write_json_atomic(out_dir / INDEX, {"format": 1, "recordings": entries})
     os.chmod(out_dir / INDEX, 0o644)      # mkstemp makes it private; shipped files are world-readable
+    if embeddings:
+        ship_embeddings(entries, out_dir, log)
     missing = [m for m in METHODS if m not in merged]   # variants do not count: the default recording
     if missing:
         log(f"no recording yet for: {', '.join(missing)}")
     return entries
+
+
+EMBEDDINGS_DIR = "embeddings"
+
+
+def ship_embeddings(entries: list[dict], out_dir, log=print) -> list[Path]:
+    """The instruction embeddings and maps of every distinct lesson among the entries, written to
+    out_dir/embeddings/ (files of lessons no longer in the gallery are removed)."""
+    from . import embeddings as emb          # late: MiniLM, umap
+    from .config import RunConfig
+    from .lessons import load_lesson
+    folder = Path(out_dir) / EMBEDDINGS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written, seen = [], set()
+    for item in entries:
+        cfg = RunConfig.from_dict(item["config"])
+        if cfg.lesson.files:
+            continue                          # a file lesson is not on every machine
+        try:
+            tasks = load_lesson(cfg.lesson, seed=cfg.train.seed).tasks
+        except (OSError, ValueError) as err:
+            log(f"{item['name']}: lesson not rebuilt, no shipped embeddings ({err})")
+            continue
+        key = emb.lesson_points(tasks).key
+        if key in seen:
+            continue
+        seen.add(key)
+        written += emb.ship(tasks, folder)
+        log(f"embeddings of lesson {cfg.lesson.name!r} ({len(emb.lesson_points(tasks))} instructions) shipped")
+    for stale in set(folder.glob("*.npy")) - set(written):
+        stale.unlink()
+    return written
 
 
 # -- playing back ----------------------------------------------------------------------------------
