@@ -1,7 +1,9 @@
 """The Connectivity tab: loss and accuracy of every seen task along the line between two task solutions.
 
 Data: `cit_core.connectivity` (a live run's in-memory task-end snapshots, or a saved run's checkpoints
-rebuilt from config.json; a saved run's connectivity.json is read when it has the requested line).
+rebuilt from config.json; a saved run's connectivity.json is read when it has the requested line; a gallery
+recording, picked or played back, shows the lines and answers recorded when the gallery was built:
+`cit_core.gallery.connectivity`, no weights, nothing computed).
 The probe swaps weights in and out of the model, so on a live run it refuses while the run trains and
 holds the run's lock while it works; a page-wide lock keeps two clicks from probing at once.
 """
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import gradio as gr
 import plotly.graph_objects as go
 
-from cit_core import compute
+from cit_core import compute, gallery
 from cit_core.connectivity import (ProbeError, SavedRun, model_at, probe_trainer, read_connectivity,
                                    trainer_snapshot, variants, Meter)
 from cit_core.evaluate import generate_answers
@@ -92,6 +94,43 @@ def checkpoint_tasks(source) -> list[int]:
 
 NO_WEIGHTS = ("a recorded gallery run ships no weights: train this method on the Train tab (or open a saved "
               "run from the run store) to probe the line between its task solutions")
+NO_RECORDED = ("this recording ships no connectivity lines (it was recorded without its task-end weights) and no "
+               "weights: train this method on the Train tab (or open a saved run from the run store) to probe "
+               "the line between its task solutions")
+
+
+def _pair_text(pair) -> str:
+    return f"{pair[0] + 1}→{pair[1] + 1}"
+
+
+def recorded_data(source) -> dict | None:
+    """A recording's shipped connectivity (None: it has none); ProbeError when it cannot be read."""
+    try:
+        return gallery.connectivity(source.recording)
+    except gallery.GalleryError as err:
+        raise ProbeError(str(err)) from err
+
+
+def recorded_tasks(source, data: dict) -> list[int]:
+    """Tasks that end a recorded line and that the recording has reached (a playback follows the run)."""
+    ended = len(source.log.acc_matrix)
+    return sorted({t for p in data["pairs"] for t in (p["from"], p["to"]) if t < ended})
+
+
+def recorded_pair(source, start: int, end: int, variant: str | None) -> dict:
+    """The recorded line (a copy marked "recorded"), or ProbeError naming the lines that were recorded."""
+    data = recorded_data(source)
+    if data is None:
+        raise ProbeError(NO_RECORDED)
+    variant = variant if variant in data["variants"] else data["variants"][0]
+    if max(start, end) >= len(source.log.acc_matrix):
+        raise ProbeError(f"task {max(start, end) + 1} has not ended yet in this playback")
+    for pair in data["pairs"]:
+        if (pair["from"], pair["to"], pair["variant"]) == (start, end, variant):
+            return {**pair, "recorded": source.recording}
+    lines = sorted({(p["from"], p["to"]) for p in data["pairs"]})
+    raise ProbeError(f"the recording has no line {start + 1}→{end + 1}; recorded: "
+                     + ", ".join(_pair_text(x) for x in lines))
 
 
 def _saved_run(source) -> SavedRun:
@@ -155,6 +194,8 @@ def compute_pair(registry, run_id, choice, start_label, end_label, variant, poin
     points = int(points or 11)
     if not 2 <= points <= 101:
         raise ProbeError("points must be between 2 and 101")
+    if source.recording is not None:
+        return recorded_pair(source, start, end, variant)         # read, not computed: no lock needed
     if not _probe_lock.acquire(blocking=False):
         raise ProbeError("another connectivity probe is running; try again when it has finished")
     try:
@@ -198,6 +239,8 @@ def at_alpha(registry, run_id, choice, result: dict, a: float, samples: bool = F
     """Per-task accuracy at exactly `a` (and, with samples, a few answers of the interpolated model)."""
     if not result:
         raise ProbeError("press Compute first")
+    if result.get("recorded"):
+        return recorded_at_alpha(result, a)
     if not _probe_lock.acquire(blocking=False):
         raise ProbeError("another connectivity probe is running; try again when it has finished")
     try:
@@ -215,9 +258,73 @@ def at_alpha(registry, run_id, choice, result: dict, a: float, samples: bool = F
     return "\n".join(lines)
 
 
+def grid_index(result: dict, a: float) -> int:
+    """The recorded grid point nearest to `a` (the slider snaps to the grid; this guards a stray value)."""
+    return min(range(len(result["a"])), key=lambda i: abs(result["a"][i] - a))
+
+
+def recorded_at_alpha(result: dict, a: float) -> str:
+    """A recorded line at the grid point nearest `a`: its accuracies and the recorded answers (no model)."""
+    i = grid_index(result, a)
+    at = result["a"][i]
+    text = [f"_Recorded when the gallery was built ({result['recorded']}): nothing was computed now._", ""]
+    samples = result.get("samples")
+    if samples:
+        labels = task_labels(result["tasks"])
+        text += [f"**Recorded answers at a = {at:.2f}** ({result['variant']})", "",
+                 "| task | prompt | expected | recorded answer |", "|---|---|---|---|"]
+        for ex, ans in zip(samples["examples"], samples["answers"][i]):
+            text.append(f"| {_cell(labels[ex['task']], 24)} | {_cell(ex['prompt'])} | {_cell(ex['expected'])} "
+                        f"| {_cell(ans)} |")
+        text.append("")
+    text.append(accuracy_table(result["tasks"], [row[i] for row in result["accuracy"]], at))
+    return "\n".join(text)
+
+
 def _cell(text: str, limit: int = 80) -> str:
     text = " ".join(str(text).split()).replace("|", "\\|")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def refresh(registry, run_id, choice, shown_key, cur_start, cur_end):
+    """(shown key, note, from-task menu, to-task menu, variant radio) for the picked source; gr.skip()s
+    when nothing changed. A recording offers the tasks of its recorded lines that it has reached."""
+    source, message = src.resolve(registry, run_id, choice)
+    if source is None:
+        return None, message, gr.update(choices=[], value=None), gr.update(choices=[], value=None), gr.skip()
+    try:
+        data = recorded_data(source) if source.recording is not None else None
+    except ProbeError as err:
+        return None, f"{source.label}: {err}", gr.update(choices=[], value=None), \
+            gr.update(choices=[], value=None), gr.skip()
+    done = recorded_tasks(source, data) if data else checkpoint_tasks(source)
+    # a live run's key bumps on every step; the task menus change only when a checkpoint is added
+    # (a playback's: when a task with a recorded line ends)
+    live = source.trainer is not None or source.recording is not None and source.key[0] == "live"
+    key = (*source.key[:2], tuple(done), source.log.finished) if live else source.key
+    if key == shown_key:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    labels = task_labels(source.log.tasks)
+    opts = [labels[t] for t in sorted(set(done)) if t < len(labels)]
+    s = cur_start if cur_start in opts else (opts[-2] if len(opts) >= 2 else None)
+    e = cur_end if cur_end in opts else (opts[-1] if len(opts) >= 2 else None)
+    vs = list(data["variants"]) if data else list(variants(_is_lora(source.log.method)))
+    if data:
+        reached = [p for p in sorted({(p["from"], p["to"]) for p in data["pairs"]}) if max(p) in done]
+        text = (f"{source.label}: connectivity **recorded** when the gallery was built — lines "
+                f"{', '.join(_pair_text(p) for p in reached) or '(none yet: wait for task 2 to end)'}; "
+                f"{data['points']} points, {data.get('max_eval')} held-out examples per task. Pick a "
+                "pair: the curves and the slider's answers are read from the recording (no weights, "
+                "nothing is computed).")
+    elif source.recording is not None:
+        text = f"{source.label}: {NO_RECORDED}."
+    elif source.trainer is None and source.run_dir is None:
+        text = f"{source.label}: {NO_WEIGHTS}."
+    else:
+        text = (f"{source.label}: {len(opts)} task-end checkpoint(s)"
+                + ("" if len(opts) >= 2 else " — connectivity needs two finished tasks"))
+    return (key, text, gr.update(choices=opts, value=s), gr.update(choices=opts, value=e),
+            gr.update(choices=vs, value=vs[0]))
 
 
 # -- the tab ------------------------------------------------------------------------------------------
@@ -246,28 +353,6 @@ def build_connectivity_tab(registry, run_state) -> View:
     at_a = gr.Markdown()
     timer = gr.Timer(src.TIMER_S, active=False)
 
-    def refresh(run_id, choice, shown_key, cur_start, cur_end):
-        source, message = src.resolve(registry, run_id, choice)
-        if source is None:
-            return None, message, gr.update(choices=[], value=None), gr.update(choices=[], value=None), gr.skip()
-        done = checkpoint_tasks(source)
-        # a live run's key bumps on every step; the task menus change only when a checkpoint is added
-        key = source.key if source.trainer is None else (*source.key[:2], tuple(done), source.log.finished)
-        if key == shown_key:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        labels = task_labels(source.log.tasks)
-        opts = [labels[t] for t in done if t < len(labels)]
-        s = cur_start if cur_start in opts else (opts[-2] if len(opts) >= 2 else None)
-        e = cur_end if cur_end in opts else (opts[-1] if len(opts) >= 2 else None)
-        vs = list(variants(_is_lora(source.log.method)))
-        if source.trainer is None and source.run_dir is None:
-            text = f"{source.label}: {NO_WEIGHTS}."
-        else:
-            text = (f"{source.label}: {len(opts)} task-end checkpoint(s)"
-                    + ("" if len(opts) >= 2 else " — connectivity needs two finished tasks"))
-        return (key, text, gr.update(choices=opts, value=s), gr.update(choices=opts, value=e),
-                gr.update(choices=vs, value=vs[0]))
-
     def on_compute(run_id, choice, s, e, v, n, a, progress=gr.Progress()):
         def report(done, total):
             progress(done / total, desc=f"point {done} of {total}")
@@ -275,12 +360,34 @@ def build_connectivity_tab(registry, run_state) -> View:
             res = compute_pair(registry, run_id, choice, s, e, v, n, progress=report)
         except ProbeError as err:
             return gr.skip(), gr.skip(), gr.skip(), f"**Cannot compute:** {err}", gr.skip()
+        return _shown(res, a)
+
+    def _shown(res, a):
+        """(result, loss plot, accuracy plot, note, slider update) for a computed or recorded line."""
         step = 1.0 / (len(res["a"]) - 1)
+        per_task = ', '.join(str(x) for x in res.get('eval_per_task', []))
+        if res.get("recorded"):
+            a = res["a"][grid_index(res, float(a))]              # the slider snaps to the recorded grid
+            note_text = (f"**Recorded** when the gallery was built: {len(res['a'])} points × {len(res['tasks'])} "
+                         f"tasks ({per_task} held-out examples per task); nothing was computed now. Move the "
+                         "slider: it snaps to the recorded grid and shows the recorded answers.")
+            return (res, curve_figure(res, "loss", a), curve_figure(res, "accuracy", a), note_text,
+                    gr.update(step=step, value=a))
         took = f" in {res['seconds']:.1f} s" if "seconds" in res else ""
         return (res, curve_figure(res, "loss", a), curve_figure(res, "accuracy", a),
-                f"Computed{took}: {len(res['a'])} points × {len(res['tasks'])} tasks "
-                f"({', '.join(str(x) for x in res.get('eval_per_task', []))} held-out examples per task).",
-                gr.update(step=step))
+                f"Computed{took}: {len(res['a'])} points × {len(res['tasks'])} tasks ({per_task} held-out "
+                "examples per task).", gr.update(step=step))
+
+    def on_pick_pair(run_id, choice, s, e, v, a):
+        """A recording draws its recorded line as soon as a pair is picked (live and saved runs wait for
+        Compute: probing them costs model work)."""
+        source, _ = src.resolve(registry, run_id, choice)
+        if source is None or source.recording is None or not s or not e or s == e:
+            return (gr.skip(),) * 5
+        try:
+            return _shown(compute_pair(registry, run_id, choice, s, e, v, None), a)
+        except ProbeError as err:
+            return None, gr.skip(), gr.skip(), f"**Not recorded:** {err}", gr.skip()
 
     def on_alpha(run_id, choice, res, a, samples=False):
         try:
@@ -288,13 +395,19 @@ def build_connectivity_tab(registry, run_state) -> View:
         except ProbeError as err:
             return f"**Cannot evaluate at a = {float(a):.2f}:** {err}"
 
+    def on_refresh(run_id, choice, shown_key, cur_start, cur_end):
+        return refresh(registry, run_id, choice, shown_key, cur_start, cur_end)
+
     inputs = [run_state, pick, shown, start_dd, end_dd]
     for trigger in (timer.tick, pick.change):
-        trigger(refresh, inputs, [shown, note, start_dd, end_dd, variant], concurrency_limit=None,
+        trigger(on_refresh, inputs, [shown, note, start_dd, end_dd, variant], concurrency_limit=None,
                 show_progress="hidden")
     reload.click(lambda: gr.update(choices=src.choices()), None, [pick], concurrency_limit=None)
     compute.click(on_compute, [run_state, pick, start_dd, end_dd, variant, points, alpha],
                   [result, loss_plot, acc_plot, note, alpha], concurrency_limit=1)
+    for menu in (start_dd, end_dd, variant):
+        menu.change(on_pick_pair, [run_state, pick, start_dd, end_dd, variant, alpha],
+                    [result, loss_plot, acc_plot, note, alpha], concurrency_limit=None, show_progress="hidden")
     alpha.release(on_alpha, [run_state, pick, result, alpha], [at_a], concurrency_limit=1)
     # the vertical marker follows the slider (figures only: no model work)
     alpha.change(lambda res, a: (curve_figure(res, "loss", a), curve_figure(res, "accuracy", a)) if res

@@ -27,6 +27,7 @@ class Source:
     trainer: object | None = None   # the live Trainer (None for a saved run)
     run_dir: Path | None = None     # the saved run's folder (None for a live run without one)
     label: str = ""
+    recording: str | None = None    # the gallery recording's name (a recording picked or played back)
 
 
 def choices() -> list[str]:
@@ -49,7 +50,7 @@ def _resolve_gallery(name: str) -> tuple[Source | None, str]:
         return None, f"Cannot open recorded run {name!r}: {err}"
     # stable while the shipped file is unchanged: a view draws a recording once
     key = ("gallery", name, stat.st_size, stat.st_mtime_ns)
-    return Source(log, key, None, None, f"recorded run (gallery): {name}"), ""
+    return Source(log, key, None, None, f"recorded run (gallery): {name}", name), ""
 
 
 _saved_cache: dict[tuple, RunLog] = {}
@@ -77,7 +78,7 @@ def resolve(registry, run_id, choice: str | None) -> tuple[Source | None, str]:
         if getattr(run, "recorded", False):
             # a gallery playback: its log grows like a live run's, but there is no model to probe
             label = f"recorded run {run.trainer.name} (gallery playback)"
-            return Source(log, ("live", run.id, log.version), None, None, label), ""
+            return Source(log, ("live", run.id, log.version), None, None, label, run.trainer.name), ""
         return Source(log, ("live", run.id, log.version), run.trainer, None, f"live run {run.id[:8]}"), ""
     if choice.startswith(GALLERY):
         return _resolve_gallery(choice[len(GALLERY):])
