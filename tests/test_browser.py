@@ -3,7 +3,8 @@
 `.ci/run` installs chromium with apt; `playwright install` is never used (it downloads, and cannot here).
 The app runs in this process on a free port of 127.0.0.1; each browser context is one session. Tests wait
 on elements, never on network idle (Gradio keeps a stream open). With env CIT_SCREENSHOT=1 the run also
-writes README's screenshot to assets/screenshot.png (1200 x 800: the SeqFT recording played back).
+writes README's screenshot to assets/screenshot.png (1200 x 800: the SeqFT recording played back) and
+docs/connectivity-recording.png (the Connectivity view of that recording).
 """
 from __future__ import annotations
 
@@ -262,3 +263,65 @@ def take_screenshot(page):
     time.sleep(1.0)                                   # let the last plot finish drawing
     page.screenshot(path=str(SCREENSHOT))
     assert SCREENSHOT.stat().st_size <= 200_000, SCREENSHOT.stat().st_size    # README stays light
+
+
+# README's Connectivity picture: the SeqFT recording's line 1 -> 2 with the recorded answers at a = 0.7
+CONNECTIVITY_SCREENSHOT = SCREENSHOT.parents[1] / "docs" / "connectivity-recording.png"
+
+
+def test_a_watched_recording_shows_its_recorded_connectivity_and_answers(server, browser, monkeypatch):
+    """Watch a recording, open Connectivity, pick a pair: both plots have curves; move the slider: the
+    recorded answers appear. No training and no weights: the page's model paths are made to fail."""
+    from cit_core import connectivity as conn
+    from pages import connectivity as conn_page
+
+    def refuse(*_a, **_k):
+        raise AssertionError("a recording must not touch weights")
+    for target, name in ((conn_page, "_saved_run"), (conn_page, "_model_parts"), (conn, "read_checkpoint")):
+        monkeypatch.setattr(target, name, refuse)
+    url, registry, _ = server
+    context, page = open_page(browser, url)
+    try:
+        before = set(registry.ids())
+        page.get_by_label("Recorded runs", exact=False).click()
+        page.get_by_role("option", name=re.compile(r"^Sequential fine-tuning ·")).click()
+        page.get_by_role("button", name="▶ Watch recording").click()
+        expect(status(page)).to_contain_text("Finished", timeout=60_000)
+        page.get_by_role("tab", name="Connectivity", exact=True).click()
+        panel = page.locator('[role="tabpanel"]:visible')
+        # the tab's first refresh offers the recorded lines' tasks and picks the last pair; then pick 1 -> 2
+        expect(panel.get_by_label("to task (a = 1)", exact=True)).to_have_value("5. vowel_end", timeout=30_000)
+        for label, option in (("from task (a = 0)", "1. last_two"), ("to task (a = 1)", "2. has_seven")):
+            panel.get_by_label(label, exact=True).click()
+            page.get_by_role("option", name=option, exact=True).click()
+        expect(panel.get_by_label("from task (a = 0)", exact=True)).to_have_value("1. last_two")
+        expect(panel.get_by_label("to task (a = 1)", exact=True)).to_have_value("2. has_seven")
+        expect(panel.get_by_text(re.compile(r"loss \(mean token CE\): task 1 \(last_two\) → task 2"))).to_be_visible()
+        expect(panel.get_by_text(re.compile(r"when the gallery was built: 11 points × 2 tasks"))).to_be_visible()
+        plots = panel.locator(".js-plotly-plot")
+        expect(plots).to_have_count(2)
+        for i in range(2):                               # one curve per seen task in each plot
+            expect(plots.nth(i).locator(".scatterlayer .trace")).to_have_count(2)
+        slider = panel.locator('input[type="range"]')
+        slider.scroll_into_view_if_needed()
+        box = slider.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.72, box["y"] + box["height"] / 2, steps=5)
+        page.mouse.up()
+        expect(panel.get_by_text("Recorded when the gallery was built (seqft)")).to_be_visible()
+        answers = panel.get_by_text(re.compile(r"Recorded answers at a = 0\.(6|7|8)0"))
+        expect(answers).to_be_visible()
+        expect(panel.get_by_role("columnheader", name="recorded answer")).to_be_visible()
+        expect(panel.locator("table").first.locator("tbody tr")).to_have_count(6)    # 3 prompts x 2 tasks
+        new = [registry.get(i) for i in set(registry.ids()) - before]
+        assert new and all(getattr(r, "recorded", False) for r in new if r is not None)   # nothing trained
+        if os.environ.get("CIT_SCREENSHOT") == "1":
+            # the pair's note, both plots with the slider's marker, the slider and the first recorded answers
+            page.evaluate("el => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 70)",
+                          panel.locator(".js-plotly-plot").first.element_handle())
+            time.sleep(1.0)
+            page.screenshot(path=str(CONNECTIVITY_SCREENSHOT))
+            assert CONNECTIVITY_SCREENSHOT.stat().st_size <= 200_000
+    finally:
+        context.close()
