@@ -20,11 +20,14 @@ def _parse_value(text: str):
 
 
 def build_config(args) -> RunConfig:
+    from .compute import default_threads
     train = {"seed": args.seed}
     for name in ("steps_per_task", "lr", "batch_size", "eval_every", "threads"):
         value = getattr(args, name)
         if value is not None:
             train[name] = value
+    if args.threads is None:            # safe on a busy machine: one core left free (README, "Threads")
+        train["threads"] = default_threads()
     options = {}
     for item in args.option or []:
         key, sep, value = item.partition("=")
@@ -204,7 +207,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help=_knob_help("lr"))
     p.add_argument("--batch-size", dest="batch_size", type=int, metavar="N", help=_knob_help("batch_size"))
     p.add_argument("--eval-every", dest="eval_every", type=int, metavar="N", help=_knob_help("eval_every"))
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's own choice)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch; default: env CIT_TORCH_THREADS, else every core but one "
+                        "(1 on a 2-core machine: safe when the machine is busy, README 'Threads')")
     p.add_argument("--out", required=True, metavar="DIR", help="the run directory to write (created)")
 
 

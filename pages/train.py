@@ -61,16 +61,10 @@ def train_concurrency() -> int:
 
 
 def torch_threads() -> int:
-    """Torch threads per run: the cores split evenly between the runs that may train at once.
-
-    Measured on an idle 2-core machine (default lesson, seqft): 2 threads 37-41 s, 1 thread 60-62 s, the
-    same numbers either way. More threads than cores per run oversubscribes OpenMP (4-20x slower when
-    another process was busy), hence cores // concurrency. Env CIT_TORCH_THREADS overrides.
-    """
-    env = os.environ.get("CIT_TORCH_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, (os.cpu_count() or 2) // train_concurrency())
+    """Torch threads per app run: cit_core.compute.default_threads split over the runs that may train at
+    once, one core always left to the rest of the machine (1 on a 2-core machine; env CIT_TORCH_THREADS
+    overrides). Measured idle and busy in bench/thread_policy.py (bench/RESULTS.md, "Thread policy")."""
+    return compute.default_threads(train_concurrency())
 
 
 LEAD = """\

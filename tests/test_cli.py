@@ -109,4 +109,4 @@ def test_every_flag_of_every_command_has_help():
             seen += 1
     assert seen >= 30
     text = parser()._subparsers._group_actions[0].choices["run"].format_help()
-    assert "optimizer steps on each task" in text
+    assert "optimizer steps on each task" in text and "CIT_TORCH_THREADS" in text
