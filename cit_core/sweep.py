@@ -46,6 +46,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
             # RG is undefined (None) for a run where some task never scored above 0 right after training it
             values = np.array([r.get(key) for r in mine if r.get(key) is not None], dtype=float)
             entry[key] = (float(values.mean()), float(values.std())) if values.size else None
+            if 0 < values.size < len(mine):
+                entry.setdefault("defined", {})[key] = int(values.size)
         table.append(entry)
     return table
 
@@ -72,7 +74,8 @@ def write_tables(rows: list[dict], out: Path) -> list[dict]:
                             + [v for k in (*columns, "wall_s") for v in (e[k] or ("", ""))])
     lines = ["| method | seeds | " + " | ".join(columns) + " | wall s |", "|---" * (len(columns) + 3) + "|"]
     for e in table:
-        cells = [_pm(k, e[k]) for k in columns] + [f"{e['wall_s'][0]:.1f} ± {e['wall_s'][1]:.1f}"]
+        cells = [_pm(k, e[k]) + (f" ({e['defined'][k]} of {e['seeds']})" if k in e.get("defined", {}) else "")
+                 for k in columns] + [f"{e['wall_s'][0]:.1f} ± {e['wall_s'][1]:.1f}"]
         lines.append(f"| {e['method']} | {e['seeds']} | " + " | ".join(cells) + " |")
     (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return table

@@ -22,6 +22,9 @@ def test_aggregate_mean_and_std_by_hand():
     assert a["RG"] == pytest.approx((70.0, 10.0))
     assert b["AP"] == pytest.approx((0.9, 0.0))
     assert b["RG"] is None                                # undefined in every run: n/a, not 0
+    assert "defined" not in a and "defined" not in b     # all or none defined: no count to show
+    part = aggregate(rows[:1] + [{**rows[1], "RG": None}])[0]
+    assert part["RG"] == pytest.approx((60.0, 0.0)) and part["defined"] == {"RG": 1}
 
 
 def test_sweep_writes_runs_and_tables(tmp_path):
