@@ -24,9 +24,10 @@ def metrics_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def metrics_json(records: list[RunRecord]) -> dict:
-    """Per run: config, metrics, accuracy matrix, base scores and curves; plus the grouped mean ± std."""
-    rows = [run_row(r) for r in records]
+def metrics_json(records: list[RunRecord], upper: list[float] | None = None) -> dict:
+    """Per run: config, metrics, accuracy matrix, base scores and curves; plus the grouped mean ± std.
+    `upper`: RG's per-task upper bounds (compare.single_task_bounds); default each run's own diagonal."""
+    rows = [run_row(r, upper) for r in records]
     runs = []
     for rec, row in zip(records, rows):
         runs.append({**row, "tasks": list(rec.log.tasks), "base_scores": list(rec.log.base_scores),
@@ -34,15 +35,17 @@ def metrics_json(records: list[RunRecord]) -> dict:
                      "config": rec.config})
     groups = [{**g, **{k: (None if g[k] is None else {"mean": g[k][0], "std": g[k][1]})
                        for k in (*METRICS, "wall_s")}} for g in grouped(rows)]
-    return {"runs": runs, "groups": groups, "std": "population (numpy default, ddof=0)"}
+    return {"runs": runs, "groups": groups, "std": "population (numpy default, ddof=0)",
+            "rg_upper": "own diagonal R[i][i]" if upper is None else list(upper)}
 
 
-def write_metrics(records: list[RunRecord], folder, stem: str = "metrics") -> list[Path]:
+def write_metrics(records: list[RunRecord], folder, stem: str = "metrics",
+                  upper: list[float] | None = None) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = folder / f"{stem}.csv", folder / f"{stem}.json"
-    csv_path.write_text(metrics_csv([run_row(r) for r in records]), encoding="utf-8")
-    write_json_atomic(json_path, metrics_json(records))
+    csv_path.write_text(metrics_csv([run_row(r, upper) for r in records]), encoding="utf-8")
+    write_json_atomic(json_path, metrics_json(records, upper))
     return [csv_path, json_path]
 
 

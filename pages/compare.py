@@ -20,6 +20,7 @@ from cit_core import gallery
 from cit_core.config import TrainConfig
 from cit_core.export import write_figure_html, write_metrics
 from cit_core.methods import METHODS
+from cit_core.metrics import format_value
 from cit_core.store import RunNotFound, list_runs, run_path
 
 from . import source as src
@@ -241,8 +242,10 @@ def difference_figure(diff: dict, a: str, b: str) -> go.Figure:
 
 
 # -- tables --------------------------------------------------------------------------------------
-def _num(v) -> str:
-    return "unfinished" if v is None else f"{v:.3f}"
+def _num(v, key: str = "", finished: bool = False) -> str:
+    if v is None:
+        return "n/a" if finished else "unfinished"
+    return format_value(key, v)
 
 
 def runs_markdown(rows: list[dict]) -> str:
@@ -250,7 +253,7 @@ def runs_markdown(rows: list[dict]) -> str:
     cols = ["run", "method", "lesson", "seed", "steps/task", *cmp.METRICS, "wall s"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
     lines = [f"| {r['run']} | {r['method']} | {r['lesson']} | {r['seed']} | {r.get('steps_per_task') or '?'} | "
-             + " | ".join(_num(r.get(k)) for k in cmp.METRICS)
+             + " | ".join(_num(r.get(k), k, r.get("finished", False)) for k in cmp.METRICS)
              + f" | {'' if r.get('wall_s') is None else format(r['wall_s'], '.1f')} |" for r in rows]
     return "\n".join([head, *lines])
 
@@ -266,19 +269,41 @@ def groups_markdown(groups: list[dict]) -> str:
 
 
 # -- handlers ------------------------------------------------------------------------------------
-def show(names):
-    """Outputs: note, curves, matrices, runs table, groups table, A choices, B choices."""
+OWN_DIAGONAL = ("each task's own score right after training it, R[i][i]", "")
+
+
+def upper_bounds(upper: str | None, records: list[cmp.RunRecord]) -> list[float] | None:
+    """RG's U: None = each run's own diagonal; else the diagonal of the picked per-task run (InsCL's
+    single-task bound; `oracle_lora` trains every task alone from the base). CompareError if unusable."""
+    if not upper:
+        return None
+    return cmp.single_task_bounds(load([upper])[0], records)
+
+
+def rg_note(upper_name: str | None) -> str:
+    bound = (f"U_i = the score of task i right after training it in **{upper_name}** (single-task bound)"
+             if upper_name else "U_i = each run's own score on task i right after training it, R[i][i]")
+    return (f"_RG (InsCL's Relative Gain) = (100/T) Σ_i R[T][i] / U_i, {bound}; n/a when some U_i is 0. "
+            "Pick an `oracle_lora` run of the same lesson and seed as U to compare methods on the paper's scale._")
+
+
+def show(names, upper=None):
+    """Outputs: note, curves, matrices, runs table, groups table, A choices, B choices, RG bound choices."""
     try:
         records = load(names or [])
+        bounds = upper_bounds(upper, records)
     except cmp.CompareError as err:
         return (f"**{err}**", None, None, "", "", gr.update(choices=[], value=None),
-                gr.update(choices=[], value=None))
-    rows = [{**cmp.run_row(r), "steps_per_task": steps_per_task(r)} for r in records]
+                gr.update(choices=[], value=None), gr.update())
+    rows = [{**cmp.run_row(r, bounds), "steps_per_task": steps_per_task(r)} for r in records]
     picked = [(r.name, _value(r)) for r in records]
     first, second = picked[0][1], picked[1][1] if len(picked) > 1 else picked[0][1]
+    upper_name = next((name for name, value in picked if value == upper), None) if upper else None
+    finished = [(name, value) for (name, value), r in zip(picked, records) if r.finished]
     return (schedule_warning(records), curves_figure(records), matrices_figure(records), runs_markdown(rows),
-            groups_markdown(cmp.grouped(rows)),
-            gr.update(choices=picked, value=first), gr.update(choices=picked, value=second))
+            groups_markdown(cmp.grouped(rows)) + "\n\n" + rg_note(upper_name),
+            gr.update(choices=picked, value=first), gr.update(choices=picked, value=second),
+            gr.update(choices=[OWN_DIAGONAL, *finished], value=upper if upper_name else ""))
 
 
 def _value(rec: cmp.RunRecord) -> str:
@@ -298,14 +323,15 @@ def show_difference(a, b):
     return difference_figure(diff, ra.name, rb.name), ""
 
 
-def export(names, a, b):
+def export(names, a, b, upper=None):
     """CSV + JSON of the metrics and each figure as standalone HTML, in a fresh temp folder (downloads)."""
     try:
         records = load(names or [])
+        bounds = upper_bounds(upper, records)
     except cmp.CompareError as err:
         return None, f"**{err}**"
     folder = Path(tempfile.mkdtemp(prefix="cit-compare-"))
-    files = write_metrics(records, folder, "compare_metrics")
+    files = write_metrics(records, folder, "compare_metrics", upper=bounds)
     files.append(write_figure_html(curves_figure(records), folder / "compare_curves.html"))
     files.append(write_figure_html(matrices_figure(records), folder / "compare_matrices.html"))
     if a and b and a != b:
@@ -328,6 +354,8 @@ def build_compare_tab(registry, run_state) -> View:
         reload = gr.Button("↻ runs", scale=0, min_width=60)
         go_btn = gr.Button("Compare", variant="primary", scale=0, min_width=100)
     note = gr.Markdown()
+    rg_upper = gr.Dropdown([OWN_DIAGONAL], value="", label="RG upper bound U (pick a per-task run, e.g. "
+                           "oracle_lora, for InsCL's single-task bound)")
     groups = gr.Markdown(elem_classes=["cit-metrics"])
     with gr.Accordion("Per run", open=False):
         table = gr.Markdown(elem_classes=["cit-metrics"])
@@ -354,12 +382,13 @@ def build_compare_tab(registry, run_state) -> View:
 
     timer.tick(poll, [known], [known, pick], concurrency_limit=None, show_progress="hidden")
     reload.click(lambda: gr.update(choices=choices()), None, [pick], concurrency_limit=None)
-    go_btn.click(show, [pick], [note, curves, matrices, table, groups, run_a, run_b], concurrency_limit=2,
-                 api_visibility="private") \
+    shown = [note, curves, matrices, table, groups, run_a, run_b, rg_upper]
+    go_btn.click(show, [pick, rg_upper], shown, concurrency_limit=2, api_visibility="private") \
         .then(show_difference, [run_a, run_b], [diff, diff_note], api_visibility="private")
+    rg_upper.input(show, [pick, rg_upper], shown, concurrency_limit=2, api_visibility="private")
     for dd in (run_a, run_b):
         dd.input(show_difference, [run_a, run_b], [diff, diff_note], concurrency_limit=2,
                  api_visibility="private")
-    export_btn.click(export, [pick, run_a, run_b], [files, export_note], concurrency_limit=2,
+    export_btn.click(export, [pick, run_a, run_b, rg_upper], [files, export_note], concurrency_limit=2,
                      api_visibility="private")
     return View(timer, menus=[(pick, choices)])

@@ -146,7 +146,7 @@ def test_compare_page(store, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CIT_RUNS_DIR", str(store))
         names = ["seqft-s0", "seqft-s1", "swapped", "partial"]
-        note, curves, matrices, table, groups, a, b = page.show(names)
+        note, curves, matrices, table, groups, a, b, _ = page.show(names)
         assert note == ""
         # small multiples: one panel per task name, one line per (run, task)
         assert len(curves.data) == 4 * 2 and len({t.legendgroup for t in curves.data}) == 4

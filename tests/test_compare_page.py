@@ -38,7 +38,7 @@ def test_compare_offers_saved_runs_and_every_recording(in_store):
 
 
 def test_seqft_and_replay_recordings_overlay(in_store):
-    note, curves, matrices, table, groups, a, b = page.show(["gallery: seqft", "gallery: replay"])
+    note, curves, matrices, table, groups, a, b, _ = page.show(["gallery: seqft", "gallery: replay"])
     assert note == ""                                    # the same schedule: nothing to warn about
     assert legend_names(curves) == ["recorded: seqft", "recorded: replay"]
     assert len(matrices.data) == 2
@@ -91,3 +91,27 @@ def test_layout_leaves_room_for_every_legend_line_and_the_titles(in_store):
     assert below >= page.AXIS_BELOW - 1
     assert layout.margin.b >= below + page.LEGEND_LINE * len(names)
     assert layout.margin.t >= 80 and matrices.layout.margin.b >= 70 and matrices.layout.margin.r >= 60
+
+
+def test_rg_against_a_picked_per_task_run(in_store, tmp_path):
+    import json
+
+    import numpy as np
+    names = ["gallery: seqft", "gallery: replay", "gallery: oracle_lora"]
+    *_, groups, _, _, upper = page.show(names)
+    assert ("", "") != upper["choices"][0] and upper["choices"][0][1] == "" and upper["value"] == ""
+    assert "R[i][i]" in groups
+    *_, table, groups, _, _, upper = page.show(names, "gallery: oracle_lora")
+    assert upper["value"] == "gallery: oracle_lora" and "single-task bound" in groups
+    oracle = gallery.load("oracle_lora").acc_matrix
+    bound = np.array([oracle[i][i] for i in range(len(oracle))])
+    final = np.array(gallery.load("replay").acc_matrix[-1])
+    expected = 100 * np.mean(final / bound)                  # by hand: InsCL's RG with single-task U
+    assert f"{expected:.1f}" in table.splitlines()[3]        # the replay row (header, rule, seqft, replay)
+    files, _ = page.export(names, None, None, "gallery: oracle_lora")
+    data = json.loads(open(next(f for f in files if f.endswith(".json"))).read())
+    assert data["rg_upper"] == pytest.approx(list(bound))
+    assert [r["RG"] for r in data["runs"]][1] == pytest.approx(expected)
+    # a bound from runs on other tasks is refused with a message, nothing is drawn
+    note, curves, *_ = page.show(["gallery: seqft"], "gallery: smollm2-seqft_lora")
+    assert "different tasks" in note and curves is None

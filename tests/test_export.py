@@ -71,7 +71,7 @@ def test_metrics_files_hold_the_summary(root, tmp_path):
     data = json.loads(json_path.read_text())
     assert data["runs"][0]["acc_matrix"] == trainer.log.summary["acc_matrix"]
     assert data["groups"][0]["AP"] == {"mean": m["AP"], "std": 0.0}
-    assert metrics_csv([]).strip() == "run,method,lesson,seed,AP,BWT,FWT,forgetting,wall_s,finished"
+    assert metrics_csv([]).strip() == "run,method,lesson,seed,AP,BWT,FWT,forgetting,RG,wall_s,finished"
 
 
 def test_runs_page_export_open_and_delete(root):
