@@ -111,9 +111,10 @@ def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}")
         with gr.Tabs() as tabs:
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train") as train_tab:
                 train = build_train_tab(registry)
-            views, pickers = {}, []
+            # the Train tab's Ask picker too: Open sets it and page loads refresh it, like the views' pickers
+            views, pickers = {}, _source_pickers(train_tab)
             for tab_id, (title, builder) in VIEWS.items():
                 with gr.Tab(title, id=tab_id) as tab:
                     views[tab_id] = builder(registry, train.components["state"])
