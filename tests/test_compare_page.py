@@ -51,8 +51,9 @@ def test_seqft_and_replay_recordings_overlay(in_store):
 def test_recording_labels_name_the_model_and_only_the_knobs_that_differ():
     labels = {e["name"]: page.recording_label(e) for e in gallery.index()}
     assert labels["seqft"] == "Sequential fine-tuning · tiny base"
+    # recorded before LCIA's defaults became the released code's: its options say which forms it ran with
     assert labels["smollm2-lcia"] == ("LCIA (adaptive EMA + retrain-or-expand) · SmolLM2-135M · classic lesson · "
-                                      "30 steps/task, batch 8, lr 0.001")
+                                      "ema_start task_start, similarity joint, 30 steps/task, batch 8, lr 0.001")
     assert labels["switchcit"] != labels["smollm2-switchcit"]
     assert len(set(labels.values())) == len(labels)        # every recording tells itself apart
     for label in labels.values():
