@@ -169,15 +169,19 @@ def curves(record: RunRecord) -> dict:
     return record.log.curves()
 
 
-def load_runs(paths) -> list[RunRecord]:
-    records, seen = [], set()
-    for p in paths:
-        rec = load_run(p)
+def unique(records) -> list[RunRecord]:
+    """The records in order, each run once (the same run named twice counts once)."""
+    out, seen = [], set()
+    for rec in records:
         key = str(rec.path.resolve())
-        if key not in seen:                # the same run named twice counts once
+        if key not in seen:
             seen.add(key)
-            records.append(rec)
-    return records
+            out.append(rec)
+    return out
+
+
+def load_runs(paths) -> list[RunRecord]:
+    return unique(load_run(p) for p in paths)
 
 
 def format_pm(pair) -> str:

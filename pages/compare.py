@@ -110,14 +110,7 @@ def load(names: list[str]) -> list[cmp.RunRecord]:
         raise cmp.CompareError("Pick at least one run.")
     if len(names) > MAX_RUNS:
         raise cmp.CompareError(f"Pick at most {MAX_RUNS} runs (got {len(names)}).")
-    records, seen = [], set()
-    for name in names:
-        rec = _record(name)
-        key = str(rec.path.resolve())
-        if key not in seen:                # the same run picked twice counts once
-            seen.add(key)
-            records.append(rec)
-    return records
+    return cmp.unique(_record(name) for name in names)
 
 
 def steps_per_task(rec: cmp.RunRecord):

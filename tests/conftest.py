@@ -40,3 +40,22 @@ def small_config(method: str = "seqft", steps: int = 4, **options) -> RunConfig:
 @pytest.fixture
 def lesson2():
     return small_lesson()
+
+
+CHROMIUM = "/usr/bin/chromium"      # Debian's chromium; the browser tests never download a browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium through Playwright (pip playwright, never `playwright install`)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); "
+                    "the browser tests never download a browser")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        # --no-sandbox: CI containers run as root, where chromium's sandbox refuses to start
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()

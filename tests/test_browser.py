@@ -24,10 +24,9 @@ import gradio as gr  # noqa: E402
 import app as app_module  # noqa: E402
 from cit_core.config import TrainConfig  # noqa: E402
 from cit_core.registry import RunRegistry  # noqa: E402
-from playwright.sync_api import expect, sync_playwright  # noqa: E402  (pip playwright, never `playwright install`)
+from playwright.sync_api import expect  # noqa: E402  (pip playwright, never `playwright install`; the browser fixture: conftest.py)
 from pages.workshop import WORKSHOPS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parents[1] / "assets" / "screenshot.png"
 STEP_RE = re.compile(r"step (\d+) / (\d+)")
 WAIT_MS = 60_000
@@ -51,20 +50,6 @@ def server():
         yield f"http://127.0.0.1:{port}", registry, demo
     finally:
         demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium); "
-                    "the browser tests never download a browser")
-    with sync_playwright() as pw:
-        # --no-sandbox: CI containers run as root, where chromium's sandbox refuses to start
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def open_page(browser, url: str):

@@ -19,9 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import app as app_module  # noqa: E402
 from cit_core.registry import RunRegistry  # noqa: E402
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402  (the browser fixture: conftest.py)
 
-CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 WAIT_MS = 90_000
 expect.set_options(timeout=WAIT_MS)
@@ -39,18 +38,6 @@ def app_url():
         yield f"http://127.0.0.1:{port}"
     finally:
         demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def open_page(browser, url, width=1280, height=900):

@@ -3,29 +3,13 @@ subplot title and every tick label lies inside the figure (nothing clipped), and
 The figures are the page's own (pages/compare.py), written as standalone HTML (plotly.js inlined, offline)."""
 from __future__ import annotations
 
-import os
-
 import pytest
 from conftest import small_config, small_lesson
 
 from cit_core.trainer import Trainer
 from pages import compare as page
 
-CHROMIUM = "/usr/bin/chromium"
 WIDTH = 1100                 # about the plot's width on the Compare tab in a 1280-px window
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")
