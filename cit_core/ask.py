@@ -72,7 +72,7 @@ def snapshot_weights(model, snap: Snapshot):
 
 
 def _generate(trainer, example: Example, adapter: str | None, max_new_tokens: int) -> str:
-    autocast = getattr(trainer, "_autocast", contextlib.nullcontext)     # bf16 on CUDA, as evaluation
+    autocast = getattr(trainer, "autocast", contextlib.nullcontext)      # bf16 on CUDA, as evaluation
     with trainer.method.use_for_inference(adapter), autocast():
         return generate_answers(trainer.model, trainer.encoder, [example], 1, max_new_tokens,
                                 device=trainer.bundle.device)[0]

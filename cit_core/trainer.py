@@ -262,7 +262,7 @@ class Trainer:
             self.snapshots[start.task] = end
         return events
 
-    def _autocast(self):
+    def autocast(self):
         """bf16 compute on CUDA (trainable weights stay fp32: AdamW on bf16 weights loses small updates)."""
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self._mixed)
 
@@ -277,7 +277,7 @@ class Trainer:
         examples, sources, task_ids = (self.dist.shard(rows) for rows in sampler.next_batch())
         batch = self.encoder.collate(examples, sources, task_ids).to(self.bundle.device)
         self.model.train()      # hooks may have switched to eval mode (feature extraction)
-        with self._autocast():
+        with self.autocast():
             out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels,
                              **self.method.forward_options())
             extra, scalars = self.method.loss(batch, out)
@@ -321,7 +321,7 @@ class Trainer:
         answers: list[str | None] = [None] * len(examples)
         for adapter in dict.fromkeys(routes):
             idx = [i for i, r in enumerate(routes) if r == adapter]
-            with self.method.use_for_inference(adapter), self._autocast():
+            with self.method.use_for_inference(adapter), self.autocast():
                 group = generate_answers(self.model, self.encoder, [examples[i] for i in idx],
                                          self.cfg.train.eval_batch, device=self.bundle.device)
             for i, a in zip(idx, group):
