@@ -278,8 +278,7 @@ class Trainer:
         batch = self.encoder.collate(examples, sources, task_ids).to(self.bundle.device)
         self.model.train()      # hooks may have switched to eval mode (feature extraction)
         with self.autocast():
-            out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels,
-                             **self.method.forward_options())
+            out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
             extra, scalars = self.method.loss(batch, out)
         loss = out.loss if extra is None else out.loss + extra
         value, ce, n_tokens = float(loss.detach()), float(out.loss.detach()), batch.n_tokens

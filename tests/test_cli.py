@@ -32,7 +32,7 @@ def test_run_writes_the_contract(tmp_path):
     assert T >= 5
     assert len(summary["acc_matrix"]) == T and all(len(row) == T for row in summary["acc_matrix"])
     assert len(summary["base_scores"]) == T
-    assert set(summary["metrics"]) == {"AP", "BWT", "FWT", "forgetting", "MAA"}
+    assert set(summary["metrics"]) == {"AP", "BWT", "FWT", "forgetting", "MAA", "RG"}
     assert summary["curves"]["steps"][0] == 0 and len(summary["curves"]["scores"][0]) == T
     assert (summary["method"], summary["seed"], summary["steps"]) == ("seqft", 0, 3 * T)
     assert summary["wall_s"] > 0

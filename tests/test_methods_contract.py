@@ -49,7 +49,7 @@ def test_method_contract(name, tmp_path):
     assert len(log.losses) == 2 * 4
     assert len(summary["acc_matrix"]) == 2 and all(len(r) == 2 for r in summary["acc_matrix"])
     assert len(summary["base_scores"]) == 2
-    assert set(summary["metrics"]) == {"AP", "BWT", "FWT", "forgetting", "MAA"}
+    assert set(summary["metrics"]) == {"AP", "BWT", "FWT", "forgetting", "MAA", "RG"}
     # periodic evaluation: base + one mid-task point + the task end, per task
     assert summary["curves"]["steps"] == [0, 2, 4, 6, 8]
     assert summary["method"] == name

@@ -74,8 +74,7 @@ def test_loss_is_half_current_plus_half_buffer_plus_consistency():
     trainer.advance(1)                                             # task 2 has started with a buffer
     examples = lesson.tasks[1].train[:3] + [ex for ex, _ in m.buffer[:3]]
     batch = trainer.encoder.collate(examples, [0, 0, 0, 1, 1, 1], [1, 1, 1, 0, 0, 0])
-    out = trainer.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels,
-                        **m.forward_options())
+    out = trainer.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
     ce_sum, n_tok = token_ce(out.logits, batch.labels)
     assert float((ce_sum.sum() / n_tok.sum()).detach()) == pytest.approx(float(out.loss.detach()), rel=1e-5)
     extra, scalars = m.loss(batch, out)
@@ -118,8 +117,7 @@ def test_consistency_forms_match_their_written_out_formulas(form):
     batch = trainer.encoder.collate(rows, [1] * len(rows), [0] * len(rows))
     assert bool(batch.attention_mask.all())
     trainer.model.train()
-    out = trainer.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels,
-                        **m.forward_options())
+    out = trainer.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels)
     _, scalars = m.loss(batch, out)
     with torch.no_grad():
         fast = trainer.model(input_ids=batch.input_ids, output_hidden_states=True).hidden_states

@@ -47,10 +47,6 @@ class Method:
         """Change what the task trains on (replay mixing, expand decision). Returns (pools, info to log)."""
         return pools, {}
 
-    def forward_options(self) -> dict:
-        """Extra keyword arguments for the training forward pass (I-LoRA asks for output_hidden_states)."""
-        return {}
-
     def loss(self, batch, out) -> tuple[torch.Tensor | None, dict]:
         """Extra loss terms on top of the cross-entropy `out.loss`, and scalars to log."""
         return None, {}

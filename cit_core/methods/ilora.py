@@ -91,11 +91,25 @@ def find_layers(model) -> torch.nn.ModuleList:
     raise RuntimeError("I-LoRA could not find the decoder layers of this model")
 
 
-class _HiddenStateHook:
-    """Forward hook of decoder layer i: keeps its hidden state for the consistency loss (a class, not a
-    closure, so that the training state can be pickled for chunked training: cit_core/chunks.py)."""
+def find_final_norm(model, layers: torch.nn.ModuleList) -> torch.nn.Module:
+    """The norm applied after the last decoder layer (Llama/Qwen/Mistral `norm`, GPT-2 `ln_f`, OPT
+    `final_layer_norm`): a sibling of the layer list."""
+    for _, parent in model.named_modules():
+        children = dict(parent.named_children())
+        if any(child is layers for child in children.values()):
+            for name in ("norm", "ln_f", "final_layer_norm", "final_layernorm"):
+                if name in children:
+                    return children[name]
+    raise RuntimeError("I-LoRA could not find the final norm of this model; use consistency=layers")
 
-    def __init__(self, method, i: int):
+
+class _HiddenStateHook:
+    """Forward hook that keeps a hidden state for the consistency loss under key i: a decoder layer's
+    output (0..L-1), the embedding output ("embedding") or the final norm's ("final_norm"). A class, not a
+    closure, so that the training state can be pickled for chunked training (cit_core/chunks.py); for the
+    same reason the states are not asked of transformers (output_hidden_states installs closure hooks)."""
+
+    def __init__(self, method, i):
         self.method, self.i = method, i
 
     def __call__(self, module, args, output):
@@ -128,14 +142,17 @@ class ILoRA(Method):
         train_only(self.model, "fast")                 # slow is frozen
         self.pairs = self.pair_tensors()
         self.layers = find_layers(self.model)
-        if self.options.consistency == "layers":       # the released form reads out.hidden_states instead
-            for i, layer in enumerate(self.layers):
-                layer.register_forward_hook(_HiddenStateHook(self, i))
+        for i, layer in enumerate(self.layers):
+            layer.register_forward_hook(_HiddenStateHook(self, i))
+        if self.options.consistency == "released":     # transformers' hidden_states: embedding .. final norm
+            self.model.get_input_embeddings().register_forward_hook(_HiddenStateHook(self, "embedding"))
+            find_final_norm(self.model, self.layers).register_forward_hook(_HiddenStateHook(self, "final_norm"))
         return self.model
 
-    def forward_options(self) -> dict:
-        # the released form needs every hidden state of the training forward (buffer rows, with gradients)
-        return {"output_hidden_states": True} if self.options.consistency == "released" and self.buffer else {}
+    def hidden_states(self, captured: dict) -> list[torch.Tensor]:
+        """What transformers returns as `hidden_states`: the embedding output, the outputs of layers
+        1..L−1, and the final norm applied to layer L's output (checked against it in the tests)."""
+        return [captured["embedding"], *(captured[i] for i in range(len(self.layers) - 1)), captured["final_norm"]]
 
     def pair_tensors(self) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
         """(short name, fast tensor, slow tensor), paired by name with the adapter name swapped."""
@@ -193,23 +210,28 @@ class ILoRA(Method):
             return None, scalars          # no buffer rows: the trainer's CE is already CE(current)
         ce_buf = ce_sum[buf].sum() / n_tok[buf].sum().clamp(min=1)
         if self.options.consistency == "released":
-            consistency = self.released_consistency(batch, buf, out.hidden_states)
+            consistency = self.released_consistency(batch, buf, fast_h)
         else:
             consistency = self.consistency(batch, buf, fast_h)
         total = 0.5 * (ce_cur + ce_buf) + self.options.gamma * consistency
         scalars.update(ce_buffer=float(ce_buf.detach()), consistency=float(consistency.detach()))
         return total - out.loss, scalars
 
-    def released_consistency(self, batch, buf, fast_states) -> torch.Tensor:
+    def released_consistency(self, batch, buf, fast_h) -> torch.Tensor:
         """LLMCL's form: one mean of (h_f − max(h_f, h_s))² over every entry of every tensor in transformers'
         `hidden_states` (embedding output, each layer's output, the final normalised state), at the
         non-padded positions of the buffer rows."""
-        if fast_states is None:
-            raise RuntimeError("I-LoRA: the training forward returned no hidden_states")
+        if len(fast_h) != len(self.layers) + 2:
+            raise RuntimeError("I-LoRA: the fast hidden states of this step were not captured")
         rows = batch.select(buf)
-        with torch.no_grad(), active_adapter(self.model, "slow"):
-            slow_states = self.model(input_ids=rows.input_ids, attention_mask=rows.attention_mask,
-                                     output_hidden_states=True).hidden_states
+        self._slow_h = {}
+        try:
+            with torch.no_grad(), active_adapter(self.model, "slow"):
+                self.model(input_ids=rows.input_ids, attention_mask=rows.attention_mask)
+            slow_h = self._slow_h
+        finally:
+            self._slow_h = None
+        fast_states, slow_states = self.hidden_states(fast_h), self.hidden_states(slow_h)
         mask = rows.attention_mask.bool()
         squared = []
         for h_f, h_s in zip(fast_states, slow_states):
@@ -219,7 +241,7 @@ class ILoRA(Method):
 
     def consistency(self, batch, buf, fast_h) -> torch.Tensor:
         """Σ_layers MSE(h_f, max(h_f, h_s)) over the non-padded positions of the buffer rows."""
-        if len(fast_h) != len(self.layers):
+        if not all(i in fast_h for i in range(len(self.layers))):
             raise RuntimeError("I-LoRA: the fast hidden states of this step were not captured")
         rows = batch.select(buf)
         self._slow_h = {}
