@@ -217,6 +217,16 @@ class ILoRA(Method):
         scalars.update(ce_buffer=float(ce_buf.detach()), consistency=float(consistency.detach()))
         return total - out.loss, scalars
 
+    def _slow_hidden(self, rows) -> dict:
+        """The slow learner's hidden states on the buffer rows (no gradients), captured by the same hooks."""
+        self._slow_h = {}
+        try:
+            with torch.no_grad(), active_adapter(self.model, "slow"):
+                self.model(input_ids=rows.input_ids, attention_mask=rows.attention_mask)
+            return self._slow_h
+        finally:
+            self._slow_h = None
+
     def released_consistency(self, batch, buf, fast_h) -> torch.Tensor:
         """LLMCL's form: one mean of (h_f − max(h_f, h_s))² over every entry of every tensor in transformers'
         `hidden_states` (embedding output, each layer's output, the final normalised state), at the
@@ -224,17 +234,10 @@ class ILoRA(Method):
         if len(fast_h) != len(self.layers) + 2:
             raise RuntimeError("I-LoRA: the fast hidden states of this step were not captured")
         rows = batch.select(buf)
-        self._slow_h = {}
-        try:
-            with torch.no_grad(), active_adapter(self.model, "slow"):
-                self.model(input_ids=rows.input_ids, attention_mask=rows.attention_mask)
-            slow_h = self._slow_h
-        finally:
-            self._slow_h = None
-        fast_states, slow_states = self.hidden_states(fast_h), self.hidden_states(slow_h)
+        slow_h = self._slow_hidden(rows)
         mask = rows.attention_mask.bool()
         squared = []
-        for h_f, h_s in zip(fast_states, slow_states):
+        for h_f, h_s in zip(self.hidden_states(fast_h), self.hidden_states(slow_h)):
             h_f, h_s = h_f[buf][mask].float(), h_s[mask].float()
             squared.append((h_f - torch.maximum(h_f, h_s)) ** 2)
         return torch.cat(squared).mean()
@@ -244,13 +247,7 @@ class ILoRA(Method):
         if not all(i in fast_h for i in range(len(self.layers))):
             raise RuntimeError("I-LoRA: the fast hidden states of this step were not captured")
         rows = batch.select(buf)
-        self._slow_h = {}
-        try:
-            with torch.no_grad(), active_adapter(self.model, "slow"):
-                self.model(input_ids=rows.input_ids, attention_mask=rows.attention_mask)
-            slow_h = self._slow_h
-        finally:
-            self._slow_h = None
+        slow_h = self._slow_hidden(rows)
         mask = rows.attention_mask.bool()
         total = 0.0
         for i in range(len(self.layers)):
