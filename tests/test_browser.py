@@ -279,6 +279,9 @@ def test_a_watched_recording_shows_its_recorded_connectivity_and_answers(server,
         for label, option in (("from task (a = 0)", "1. last_two"), ("to task (a = 1)", "2. has_seven")):
             panel.get_by_label(label, exact=True).click()
             page.get_by_role("option", name=option, exact=True).click()
+            # the menu's list must be gone before the next menu opens (both offer "2. has_seven")
+            expect(panel.get_by_label(label, exact=True)).to_have_value(option)
+            expect(page.get_by_role("option")).to_have_count(0)
         expect(panel.get_by_label("from task (a = 0)", exact=True)).to_have_value("1. last_two")
         expect(panel.get_by_label("to task (a = 1)", exact=True)).to_have_value("2. has_seven")
         expect(panel.get_by_text(re.compile(r"loss \(mean token CE\): task 1 \(last_two\) → task 2"))).to_be_visible()
