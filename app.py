@@ -16,9 +16,9 @@ if os.environ.get("SPACES_ZERO_GPU"):   # ZeroGPU wants `spaces` imported before
 
 import gradio as gr  # noqa: E402
 
-from cit_core import compute  # noqa: E402
-from cit_core.registry import RunRegistry  # noqa: E402
-from cit_core.spaces_gpu import env_int, on_zero_gpu, queue_size_for, zero_gpu_train_chunk  # noqa: E402
+from serve import compute  # noqa: E402
+from serve.registry import RunRegistry  # noqa: E402
+from serve.spaces_gpu import env_int, on_zero_gpu, queue_size_for, zero_gpu_train_chunk  # noqa: E402
 from pages.coefficients import build_coefficients_tab  # noqa: E402
 from pages.compare import build_compare_tab  # noqa: E402
 from pages.connectivity import build_connectivity_tab  # noqa: E402

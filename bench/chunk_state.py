@@ -1,4 +1,4 @@
-"""What a ZeroGPU chunk costs beyond its training steps (cit_core/chunks.py).
+"""What a ZeroGPU chunk costs beyond its training steps (serve/chunks.py).
 
 Every Play chunk on ZeroGPU unpacks the state in the GPU worker, trains, packs it, and the main process
 unpacks a CPU copy for the views: one pack and two unpacks per call. For each method this trains into
@@ -24,7 +24,7 @@ METHODS = ("seqft", "seqft_lora", "replay", "ewc", "switchcit", "ilora", "lcia")
 
 
 def measure(method: str, model: str, batch: int, steps: int, rounds: int) -> dict:
-    from cit_core import chunks
+    from serve import chunks
     from cit_core.config import ModelConfig, RunConfig, TrainConfig
     from cit_core.trainer import Trainer
     cfg = RunConfig(method=method, model=ModelConfig(name=model),

@@ -28,7 +28,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 import app as app_module  # noqa: E402
-from cit_core.registry import RunRegistry  # noqa: E402
+from serve.registry import RunRegistry  # noqa: E402
 
 STEP_RE = re.compile(r"step (\d+) / (\d+)")
 

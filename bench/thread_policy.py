@@ -7,7 +7,7 @@ general evaluations included) is timed with 1 and with 2 torch threads, on two p
 - `cli`: `python -m cit_core run ... --threads T` in a fresh process; the time is its own "done in" line
   (training + evaluations, no imports or model building);
 - `app`: the app's path in a fresh process: the Trainer built and advanced in Play-sized chunks through
-  `cit_core.compute.run` (the app's compute thread; nothing else in the process uses torch).
+  `serve.compute.run` (the app's compute thread; nothing else in the process uses torch).
 
 and under three loads, started by this script before the timed run and stopped after it:
 
@@ -56,7 +56,7 @@ def compete(threads: int) -> None:
 
 def app_child(threads: int, steps: int) -> None:
     """The app's path: compute thread, Play-sized chunks; prints the seconds the run's steps took."""
-    from cit_core import compute
+    from serve import compute
     from cit_core.trainer import Trainer
     compute.configure(1)                      # as app.py: one compute thread owns the only OpenMP team
     trainer = compute.run(Trainer, _config(threads, steps))
@@ -110,7 +110,7 @@ def main():
     if args.app_child:
         app_child(args.app_child, args.steps)
         return
-    from cit_core.compute import default_threads
+    from cit_core.threads import default_threads
     times = {}
     load_before = os.getloadavg()[0]
     for _ in range(args.repeats):           # alternating settings, so machine noise hits all alike

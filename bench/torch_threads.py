@@ -1,4 +1,4 @@
-"""Why the app runs all its torch work on one compute thread (cit_core/compute.py).
+"""Why the app runs all its torch work on one compute thread (serve/compute.py).
 
 60 SeqFT steps of the tiny model (2 torch threads), each setting in a fresh process:
 - `main`: on the main thread;

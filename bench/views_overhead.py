@@ -32,7 +32,7 @@ import gradio as gr  # noqa: E402
 import gradio_client  # noqa: E402
 
 from app import build_app  # noqa: E402
-from cit_core import compute  # noqa: E402
+from serve import compute  # noqa: E402
 from cit_core.config import RunConfig, TrainConfig  # noqa: E402
 from cit_core.trainer import Trainer  # noqa: E402
 from pages.source import TIMER_S  # noqa: E402
@@ -62,7 +62,7 @@ def tick_endpoints(demo) -> list[tuple[str, list]]:
 
 def headless(method: str, steps: int) -> float:
     """The same run without the app, on the app's compute thread: in this process that thread already has
-    torch's OpenMP team, and a second team (this thread's) would slow both (cit_core/compute.py)."""
+    torch's OpenMP team, and a second team (this thread's) would slow both (serve/compute.py)."""
     cfg = RunConfig(method=method, train=TrainConfig(threads=torch_threads(), steps_per_task=steps))
     started = time.perf_counter()
     compute.run(lambda: Trainer(cfg).run_to_end())

@@ -20,7 +20,7 @@ def _parse_value(text: str):
 
 
 def build_config(args) -> RunConfig:
-    from .compute import default_threads
+    from .threads import default_threads
     train = {"seed": args.seed}
     for name in ("steps_per_task", "lr", "batch_size", "eval_every", "threads"):
         value = getattr(args, name)
@@ -34,9 +34,10 @@ def build_config(args) -> RunConfig:
         if not sep:
             raise ConfigError(f"--option expects key=value, got {item!r}")
         options[key] = _parse_value(value)
-    return RunConfig(method=args.method, model=ModelConfig(name=args.model), train=TrainConfig(**train),
-                     lesson=LessonConfig(name=args.lesson, files=list(args.tasks or [])),
-                     method_options=options)
+    from .methods import resolve
+    return resolve(RunConfig(method=args.method, model=ModelConfig(name=args.model), train=TrainConfig(**train),
+                             lesson=LessonConfig(name=args.lesson, files=list(args.tasks or [])),
+                             method_options=options))
 
 
 def cmd_run(args) -> int:

@@ -117,13 +117,12 @@ class RunConfig:
     method_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from .methods import METHODS, method_options  # late: methods import config
-        if not isinstance(self.method, str) or self.method not in METHODS:
-            raise ConfigError(f"unknown method {self.method!r}; choose from {sorted(METHODS)}")
+        # the method name and its options are checked where a run is resolved (cit_core.methods.resolve),
+        # so that this module stays a leaf that every other module may import
+        if not isinstance(self.method, str) or not self.method:
+            raise ConfigError(f"method must be a method name, got {self.method!r}")
         if not isinstance(self.method_options, dict):
             raise ConfigError(f"method_options must be a mapping, got {type(self.method_options).__name__}")
-        # normalise options through the method's own dataclass: unknown keys and ranges are checked
-        self.method_options = asdict(method_options(self.method, self.method_options))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -325,11 +325,12 @@ class SavedRun:
 
     def __init__(self, run_dir: Path, lesson=None):
         from .config import RunConfig
+        from .methods import resolve
         from .runs import read_run
         from .trainer import Trainer
         self.dir = Path(run_dir)
         try:
-            cfg = RunConfig.from_dict(json.loads((self.dir / "config.json").read_text()))
+            cfg = resolve(RunConfig.from_dict(json.loads((self.dir / "config.json").read_text())))
             log = read_run(self.dir)
         except (OSError, ValueError) as err:
             raise ProbeError(f"cannot read the run in {self.dir}: {err}") from err

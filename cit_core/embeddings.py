@@ -117,12 +117,14 @@ def clear_memory_cache() -> None:
 
 
 # -- embeddings and projections --------------------------------------------------------------------
-def embed(points: Points, run_dir=None) -> np.ndarray:
-    """(n, 384) L2-normalised MiniLM embeddings of the points' texts."""
+def embed(points: Points, run_dir=None, run_torch=None) -> np.ndarray:
+    """(n, 384) L2-normalised MiniLM embeddings of the points' texts. `run_torch(fn, *args)` runs the
+    encoder where the caller wants torch work to run (the web app: its compute threads); default: here."""
     def vectors():
-        from . import compute
         from .similarity import get_embedder
-        return compute.run(get_embedder().encode, list(points.texts)).astype(np.float32)
+        encode = get_embedder().encode
+        texts = list(points.texts)
+        return (run_torch(encode, texts) if run_torch else encode(texts)).astype(np.float32)
     return _cached(f"vectors-{points.key}", run_dir, vectors)
 
 
@@ -204,8 +206,8 @@ class ProjectionJob:
 
     `snapshot()` never blocks: it returns the best coordinates available now and a status line."""
 
-    def __init__(self, points: Points, run_dir=None, seed: int = SEED):
-        self.points, self.run_dir, self.seed = points, run_dir, seed
+    def __init__(self, points: Points, run_dir=None, seed: int = SEED, run_torch=None):
+        self.points, self.run_dir, self.seed, self._run_torch = points, run_dir, seed, run_torch
         self.vectors: np.ndarray | None = None
         self.pca: np.ndarray | None = None
         self.umap: np.ndarray | None = None
@@ -215,7 +217,7 @@ class ProjectionJob:
 
     def _work(self) -> None:
         try:
-            self.vectors = embed(self.points, self.run_dir)
+            self.vectors = embed(self.points, self.run_dir, self._run_torch)
             self.pca = project(self.points, "pca", self.run_dir)
             if len(self.points) < 3:
                 self.error = "UMAP needs at least 3 points; PCA shown"
@@ -249,15 +251,15 @@ _jobs: dict[tuple, ProjectionJob] = {}
 _jobs_lock = threading.Lock()
 
 
-def projection_job(points: Points, run_dir=None, seed: int = SEED) -> ProjectionJob:
-    """One job per (texts, seed) in this process: views and sessions share it."""
+def projection_job(points: Points, run_dir=None, seed: int = SEED, run_torch=None) -> ProjectionJob:
+    """One job per (texts, seed) in this process: views and sessions share it (`run_torch`: see `embed`)."""
     key = (points.key, seed)
     with _jobs_lock:
         job = _jobs.get(key)
         if job is None or (job.done() and job.error and job.pca is None):   # retry a failed embedding
             if len(_jobs) >= 16:
                 _jobs.pop(next(iter(_jobs)))
-            job = _jobs[key] = ProjectionJob(points, run_dir, seed)
+            job = _jobs[key] = ProjectionJob(points, run_dir, seed, run_torch)
         return job
 
 
@@ -413,11 +415,12 @@ def config_tasks(config: dict, log, where: str) -> list:
     """The tasks of the lesson a run config names (a run's config.json, or the config a RunLog carries
     from RunStarted, e.g. a recorded gallery run), ordered as the log names them."""
     from .config import ConfigError, RunConfig
+    from .methods import resolve
     from .lessons import load_lesson
     # RunStarted adds parameter counts to the config; they are not settings
     config = {k: v for k, v in config.items() if k not in ("trainable_params", "total_params")}
     try:
-        cfg = RunConfig.from_dict(config)
+        cfg = resolve(RunConfig.from_dict(config))
     except ConfigError as err:
         raise ValueError(f"the config of {where} cannot be read: {err}") from err
     try:

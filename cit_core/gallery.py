@@ -14,8 +14,8 @@ at once. Rebuild from a sweep:
     python -m cit_core gallery build --from DIR --out assets/gallery
 
 A view reads a recording as a RunLog (`load`), or folded up to a global step (`replay`) to show the run
-unfolding; `events` yields the stored events one by one. `Recording` plays one back as if it were training
-(the Train tab's "Watch" puts it in the session's place, so every view follows it step by step).
+unfolding; `events` yields the stored events one by one (serve/playback.py plays one back as if it were
+training, for the web app's Watch).
 
 A run with non-default method options is packed under a name that carries them (`lcia-tau0.05`): the
 gallery can hold a default recording of every method plus variants that show something the default
@@ -27,7 +27,7 @@ import gzip
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 
 from .events import Checkpointed, RunEnded, RunLog, TaskStarted, event_from_dict
@@ -378,12 +378,13 @@ def ship_embeddings(entries: list[dict], out_dir, log=print) -> list[Path]:
     out_dir/embeddings/ (files of lessons no longer in the gallery are removed)."""
     from . import embeddings as emb          # late: MiniLM, umap
     from .config import RunConfig
+    from .methods import resolve
     from .lessons import load_lesson
     folder = Path(out_dir) / EMBEDDINGS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written, seen = [], set()
     for item in entries:
-        cfg = RunConfig.from_dict(item["config"])
+        cfg = resolve(RunConfig.from_dict(item["config"]))
         if cfg.lesson.files:
             continue                          # a file lesson is not on every machine
         try:
@@ -400,65 +401,3 @@ def ship_embeddings(entries: list[dict], out_dir, log=print) -> list[Path]:
     for stale in set(folder.glob("*.npy")) - set(written):
         stale.unlink()
     return written
-
-
-# -- playing back ----------------------------------------------------------------------------------
-class Recording:
-    """A recorded run played back as if it were training, with no model and no CPU cost.
-
-    It has the parts of a Trainer that the app reads (`cfg`, `lesson`, `log`, `advance`, `finished`,
-    `steps_done`, `run_dir`, `snapshots`) and folds the recording's events into `log` exactly as the live
-    trainer emitted them: `advance(n)` stops where the trainer would have paused after n more steps, so
-    a view shows the same data at the same step as it did during the recorded run. It has no weights:
-    probes that need the model (connectivity, sample answers) say so.
-    """
-
-    recorded = True
-
-    def __init__(self, name: str, root: Path | None = None):
-        from .config import RunConfig                # late: listing and loading recordings stays torch-free
-        from .lessons import Lesson, load_lesson
-        self.name = name
-        self.entry = entry(name, root)
-        self._events = list(events(name, root))
-        self._next = 0
-        self.cfg = RunConfig.from_dict(self.entry["config"])
-        self.log = RunLog()
-        self.run_dir = None
-        self.snapshots: dict = {}
-        try:
-            self.lesson = load_lesson(self.cfg.lesson, seed=self.cfg.train.seed)   # generated: cheap
-        except (OSError, ValueError):                # a file lesson that is not on this machine
-            self.lesson = Lesson("recorded", [_NamedTask(t) for t in self.entry["tasks"]])
-        self.advance(0)                              # RunStarted, the base evaluation, task 1 starts
-
-    @property
-    def steps_done(self) -> int:
-        return self.log.step
-
-    @property
-    def finished(self) -> bool:
-        return self.log.finished
-
-    def advance(self, steps: int) -> list:
-        """Fold the events up to `steps` more optimizer steps (with the evaluations that follow them)."""
-        target, out = self.log.step + steps, []
-        while self._next < len(self._events) and not _after(self._events[self._next], target):
-            event = self._events[self._next]
-            self.log.add(event)
-            out.append(event)
-            self._next += 1
-        return out
-
-    def run_to_end(self) -> dict:
-        self.advance(self.log.total_steps)
-        return self.log.summary or {}
-
-
-@dataclass
-class _NamedTask:
-    """Stands in for a Task of a lesson that cannot be rebuilt here: its name is all a recording needs."""
-    name: str
-    description: str = "recorded task (its lesson file is not on this machine)"
-    train: list = field(default_factory=list)
-    eval: list = field(default_factory=list)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import RunConfig
+from .methods import resolve
 from .metrics import format_value
 from .trainer import Trainer
 
@@ -98,8 +99,8 @@ def sweep(base: RunConfig, methods: list[str], seeds: list[int], out: Path, log=
     rows = []
     for method in methods:
         for seed in seeds:
-            cfg = RunConfig(method=method, model=base.model, lesson=base.lesson,
-                            train=replace(base.train, seed=seed))
+            cfg = resolve(RunConfig(method=method, model=base.model, lesson=base.lesson,
+                                    train=replace(base.train, seed=seed)))
             run_dir = out / f"{method}-s{seed}"
             summary = finished_summary(cfg, run_dir)
             if summary is None:

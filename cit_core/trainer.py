@@ -4,7 +4,7 @@
 consumer that stops pulling has paused it, and pulling again resumes exactly where it stopped (same
 batches, same numbers). Where the loop stands is kept on the Trainer (`Cursor`), not in the
 generator's locals, so that at any step boundary `export_state()` can take the whole run and
-`Trainer.from_state()` continue it in another process (cit_core/chunks.py, for ZeroGPU).
+`Trainer.from_state()` continue it in another process (serve/chunks.py, for ZeroGPU).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from .events import (Checkpointed, CoefficientsLogged, DriftLogged, Evaluated, R
                      RunStarted, StepLogged, TaskEnded, TaskStarted)
 from .lessons import load_lesson
 from .lessons.corpus import general_suite
-from .methods import METHODS, RunContext, method_options
+from .methods import METHODS, RunContext, method_options, resolve
 from .model import ModelBundle, build_model, count_parameters
 from .runs import RunWriter
 from .snapshots import MEMORY_LIMIT_PARAMS, Snapshot, drift, take_snapshot, write_checkpoint
@@ -38,7 +38,7 @@ _BOUNDARY = object()   # internal marker between optimizer steps; never leaves t
 @dataclass
 class Cursor:
     """Where the loop stands, kept on the Trainer (not in the generator's locals) so that the whole
-    training state can be taken at a step boundary and continued elsewhere (cit_core/chunks.py)."""
+    training state can be taken at a step boundary and continued elsewhere (serve/chunks.py)."""
 
     sample_rng: random.Random
     phase: str = "new"                  # new -> task -> done | failed
@@ -51,10 +51,12 @@ class Cursor:
 
 
 class Trainer:
+    has_weights = True       # a live model (a played-back recording has none)
+
     def __init__(self, cfg: RunConfig, lesson=None, bundle: ModelBundle | None = None, run_dir=None):
         """run_dir: when set, the trainer writes that run directory itself (config.json, every event to
         events.jsonl, summary.json at the end); the writer closes when the run ends, fails or raises."""
-        self.cfg = cfg
+        self.cfg = cfg = resolve(cfg)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         started = time.perf_counter()
@@ -97,7 +99,7 @@ class Trainer:
 
     def export_state(self) -> dict:
         """Everything the run needs to continue, as plain attributes plus the RNG states; only valid at
-        a step boundary (after advance() returned). cit_core/chunks.py pickles it."""
+        a step boundary (after advance() returned). serve/chunks.py pickles it."""
         state = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
         state["torch_rng"] = torch.get_rng_state()
         state["cuda_rng"] = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None

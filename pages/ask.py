@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from cit_core import compute
+from serve import compute
 from cit_core.ask import AskError, ask, trainer_snapshots
 from cit_core.connectivity import ProbeError, SavedRun
 from cit_core.evaluate import SCORE_FUNCTIONS

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import gradio as gr
 import plotly.graph_objects as go
 
-from cit_core import compute, gallery
+from cit_core import gallery
+from serve import compute
 from cit_core.connectivity import (ProbeError, SavedRun, model_at, probe_trainer, read_connectivity,
                                    trainer_snapshot, variants, Meter)
 from cit_core.evaluate import generate_answers

@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from cit_core import embeddings as emb
 from cit_core.events import RunLog
 from cit_core.lessons import default_lesson
+from serve import compute
 
 from . import source as src
 from .figures import FONT, MATRIX_SCALE, OKABE_ITO, short
@@ -113,7 +114,7 @@ def view_data(source: src.Source, prompts_per_task: int = 0) -> ViewData:
     else:
         tasks, run_dir = source.trainer.lesson.tasks, getattr(source.trainer, "run_dir", None)
     points = emb.lesson_points(tasks, prompts_per_task)
-    job = emb.projection_job(points, run_dir)
+    job = emb.projection_job(points, run_dir, run_torch=compute.run)
     coords, projection, status = job.snapshot()
     matrices = emb.logged_matrices(log)
     if job.vectors is not None:
@@ -232,7 +233,7 @@ def select_point(data: dict | None, index) -> tuple:
     index = int(index)
     if not 0 <= index < len(points):
         return gr.skip(), f"No point #{index}."
-    vectors = emb.embed(points, data.get("run_dir"))      # cached: the job or an earlier pick computed them
+    vectors = emb.embed(points, data.get("run_dir"), compute.run)      # cached: the job or an earlier pick computed them
     pairs = emb.nearest(vectors, index, N_NEAREST)
     fig = scatter_figure(points, data["coords"], data["status"], index, [j for j, _ in pairs])
     return fig, nearest_markdown(points, index, pairs)

@@ -1,6 +1,6 @@
 """The Runs tab: the run store's saved runs — list, open in every analysis view, export, delete.
 
-Every run trained in the app is written to the store as it trains (cit_core.registry), so this list
+Every run trained in the app is written to the store as it trains (serve.registry), so this list
 also shows this session's run while it is training. Names typed or sent here only ever reach folders
 inside the store (cit_core.store.run_path refuses anything else).
 """

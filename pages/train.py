@@ -18,15 +18,17 @@ from pathlib import Path
 
 import gradio as gr
 
-from cit_core import compute, gallery
+from cit_core import gallery
+from serve import compute, playback
 from cit_core.config import ConfigError, LessonConfig, ModelConfig, RunConfig, TrainConfig, help_text
 from cit_core.lessons import BUILTIN, default_lesson
 from cit_core.lessons.files import LessonFileError, load_lesson_files
-from cit_core.methods import METHODS
+from cit_core.methods import METHODS, resolve
 from cit_core.methods.replay import ReplayOptions
 from cit_core.metrics import EXPLAIN, FORMULAS
 from cit_core.model import ModelUnavailable
-from cit_core.registry import RegistryFull, Run, RunRegistry
+from cit_core.threads import default_threads
+from serve.registry import RegistryFull, Run, RunRegistry
 
 from . import figures
 from .ask import build_ask
@@ -56,15 +58,15 @@ def train_concurrency() -> int:
     if env.isdigit() and int(env) > 0:
         return int(env)
     import torch
-    from cit_core.spaces_gpu import train_concurrency_for
+    from serve.spaces_gpu import train_concurrency_for
     return train_concurrency_for(os.cpu_count(), torch.cuda.is_available())
 
 
 def torch_threads() -> int:
-    """Torch threads per app run: cit_core.compute.default_threads split over the runs that may train at
+    """Torch threads per app run: cit_core.threads.default_threads split over the runs that may train at
     once, one core always left to the rest of the machine (1 on a 2-core machine; env CIT_TORCH_THREADS
     overrides). Measured idle and busy in bench/thread_policy.py (bench/RESULTS.md, "Thread policy")."""
-    return compute.default_threads(train_concurrency())
+    return default_threads(train_concurrency())
 
 
 LEAD = """\
@@ -237,8 +239,8 @@ def build_config(c: Controls) -> RunConfig:
                    "mix_ratio": _number(c.mix_ratio, "Replay: buffer share of each batch", False)}
     else:
         options = parse_options(c.options_text) if has_free_options(method) else {}
-    return RunConfig(method=method, model=ModelConfig(name=model), train=train, lesson=lesson,
-                     method_options=options)
+    return resolve(RunConfig(method=method, model=ModelConfig(name=model), train=train, lesson=lesson,
+                             method_options=options))
 
 
 def user_message(err: BaseException) -> str:
@@ -569,7 +571,7 @@ class TrainTab:
         note = ""
         if not (run is not None and run.recorded and run.trainer.name == name and not run.trainer.finished):
             try:
-                recording = gallery.Recording(name)
+                recording = playback.Recording(name)
                 new_id = self.registry.add_recorded(recording, _owner(request))
             except (gallery.GalleryError, RegistryFull) as err:
                 message = f"Cannot play the recording: {err}"
@@ -657,7 +659,7 @@ def matching_recording(cfg: RunConfig) -> dict | None:
     mine = _settings(cfg)
     for e in entries:
         try:
-            theirs = _settings(RunConfig.from_dict(e["config"]))
+            theirs = _settings(resolve(RunConfig.from_dict(e["config"])))
         except (ConfigError, KeyError, TypeError, ValueError):
             continue
         if theirs == mine:

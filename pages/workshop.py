@@ -1,6 +1,6 @@
 """Workshop mode and shareable links for the Train tab.
 
-A link's query string (cit_core.urlconfig) sets the Train tab's controls; `hide=` hides the controls a
+A link's query string (serve.urlconfig) sets the Train tab's controls; `hide=` hides the controls a
 lesson does not need; `workshop=<name>` opens a ready-made lesson whose guided text walks through it step
 by step (◀ Back / Next ▶ move between steps; the page at step N is exactly the link with `step=N`). A
 workshop is data: a title and its steps, each step a guided text plus the query keys it sets. The
@@ -16,7 +16,7 @@ import gradio as gr
 
 from cit_core.config import ConfigError
 from cit_core.methods import METHODS, method_options
-from cit_core.urlconfig import HIDEABLE, UrlConfigError, UrlState, decode, encode
+from serve.urlconfig import HIDEABLE, UrlConfigError, UrlState, decode, encode
 
 
 @dataclass(frozen=True)

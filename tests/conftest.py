@@ -19,22 +19,7 @@ settings.register_profile("ci", derandomize=True, database=None)
 settings.register_profile("explore", derandomize=False, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-from cit_core.config import RunConfig, TrainConfig  # noqa: E402
-from cit_core.lessons import Lesson, default_lesson  # noqa: E402
-
-
-def small_lesson(n_tasks: int = 2, n_train: int = 64, n_eval: int = 16) -> Lesson:
-    """The first tasks of the default lesson, cut small: enough to exercise every code path fast."""
-    full = default_lesson(seed=0, n_eval=n_eval)
-    tasks = full.tasks[:n_tasks]
-    for task in tasks:
-        task.train = task.train[:n_train]
-    return Lesson("small", tasks)
-
-
-def small_config(method: str = "seqft", steps: int = 4, **options) -> RunConfig:
-    return RunConfig(method=method, train=TrainConfig(steps_per_task=steps, batch_size=8, eval_every=2),
-                     method_options=options)
+from support.lessons import small_lesson  # noqa: E402
 
 
 @pytest.fixture
@@ -59,3 +44,16 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+# -- markers by layout: tests/e2e is slow; a test that uses the browser fixture is a browser test ------
+SLOW_MODULES = {"test_load", "test_kill", "test_distributed", "test_smollm2", "test_chunks", "test_pretrain"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = item.path
+        if path.parent.name == "e2e" or path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)

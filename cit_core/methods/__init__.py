@@ -1,7 +1,7 @@
 """Explicit registry of methods (the CLI's --method values); no directory scanning."""
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 from ..config import ConfigError
 from .base import Method, NoOptions, RunContext
@@ -47,4 +47,14 @@ def method_options(name: str, values: dict | None = None):
         raise ConfigError(str(err)) from err
 
 
-__all__ = ["METHODS", "Method", "NoOptions", "RunContext", "method_options"]
+def resolve(cfg):
+    """Check that a RunConfig names a method and normalise its options through the method's own Options
+    dataclass (unknown keys and ranges are refused with a ConfigError). Every path that starts or reads a
+    run calls this: the trainer, the CLI, a link, the Train page, a recording. Returns cfg, resolved."""
+    if cfg.method not in METHODS:
+        raise ConfigError(f"unknown method {cfg.method!r}; choose from {sorted(METHODS)}")
+    cfg.method_options = asdict(method_options(cfg.method, cfg.method_options))
+    return cfg
+
+
+__all__ = ["METHODS", "Method", "NoOptions", "RunContext", "method_options", "resolve"]

@@ -106,7 +106,7 @@ def find_final_norm(model, layers: torch.nn.ModuleList) -> torch.nn.Module:
 class _HiddenStateHook:
     """Forward hook that keeps a hidden state for the consistency loss under key i: a decoder layer's
     output (0..L-1), the embedding output ("embedding") or the final norm's ("final_norm"). A class, not a
-    closure, so that the training state can be pickled for chunked training (cit_core/chunks.py); for the
+    closure, so that the training state can be pickled for chunked training (serve/chunks.py); for the
     same reason the states are not asked of transformers (output_hidden_states installs closure hooks)."""
 
     def __init__(self, method, i):

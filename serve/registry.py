@@ -1,0 +1,263 @@
+"""Server-side runs for the web app, keyed by a short random id (no gradio, no plotly here).
+
+A browser session holds only the run id; the Trainer (model, optimizer, adapters) lives here.
+The registry caps how many runs exist at once, evicts runs nobody touched for `idle_ttl_s`, and gives
+each run a lock so two events never advance the same trainer at the same time. Before building, each
+run's memory is estimated from its config (`estimate_run_bytes`); a run that would take the registry past
+its memory budget (env CIT_MEM_BUDGET_MB, default half the RAM available at start) is refused with a
+"Server busy" message instead of being built.
+
+Recorded runs (gallery playback, `add_recorded`) hold no model and cost no CPU: they do not take a
+training slot or memory budget, and have a cap of their own (`max_recorded`).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RegistryFull(RuntimeError):
+    """No slot (or not enough memory) for another run; the message is meant for the user."""
+
+
+# -- memory estimate ----------------------------------------------------------------------------
+# (vocab, hidden, layers, heads, intermediate, parameters) of the named pretrained model; an unknown
+# Hub id is assumed to be at least this big (its config is not read before building).
+SMOLLM2_SHAPE = (49152, 576, 30, 9, 1536, 134_515_008)
+TINY_VOCAB = 258
+TYPICAL_TOKENS = 64         # prompt + answer tokens assumed per example (capped by max_len); the lessons here are shorter
+RUN_OVERHEAD_BYTES = 32 * 2**20   # lesson data, tokenizer, Python objects, evaluation buffers
+MB = 2**20
+
+
+def _shape(model_cfg) -> tuple[int, int, int, int, int, int]:
+    if model_cfg.name not in ("tiny", "tiny-scratch"):
+        return SMOLLM2_SHAPE
+    v, h, n, a, i = TINY_VOCAB, model_cfg.hidden, model_cfg.layers, model_cfg.heads, model_cfg.intermediate
+    per_layer = 4 * h * h + 3 * h * i + 2 * h      # q, k, v, o; gate, up, down; two norms
+    return v, h, n, a, i, v * h + n * per_layer + h  # tied embedding + layers + final norm
+
+
+def estimate_run_bytes(cfg) -> int:
+    """A rough upper estimate of one run's memory, from its config alone (nothing is built).
+
+    fp32 weights x 6 (weights, gradients, AdamW's two moments, and up to two copies that EWC/MAS/
+    I-LoRA/replay-style methods keep), plus the activations kept for backward at batch_size x
+    min(max_len, TYPICAL_TOKENS) tokens (per layer ~8 hidden + 3 MLP-width values + one attention row
+    per head; logits 3 x vocab), plus a fixed overhead. Measured on the tiny default: ~8-20 MB of RSS
+    per extra run against an estimate of ~80 MB, so it errs on the safe side.
+    """
+    model, train = getattr(cfg, "model", None), getattr(cfg, "train", None)
+    if model is None or train is None:          # not a RunConfig (tests' stand-ins): nothing to count
+        return 0
+    vocab, hidden, layers, heads, inter, params = _shape(model)
+    tokens_per_seq = min(train.max_len, TYPICAL_TOKENS)
+    per_token = layers * (8 * hidden + 3 * inter + heads * tokens_per_seq) + 3 * vocab
+    activations = train.batch_size * tokens_per_seq * per_token
+    return 4 * (6 * params + activations) + RUN_OVERHEAD_BYTES
+
+
+def default_mem_budget() -> float:
+    """Bytes all runs together may use: env CIT_MEM_BUDGET_MB, else half the RAM available now."""
+    env = os.environ.get("CIT_MEM_BUDGET_MB", "").strip()
+    if env:
+        try:
+            return float(env) * MB if float(env) > 0 else float("inf")   # 0: no memory budget
+        except ValueError:
+            raise ValueError(f"CIT_MEM_BUDGET_MB must be a number of megabytes, got {env!r}") from None
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2
+    except (ValueError, OSError, AttributeError):   # not Linux: no budget rather than a wrong one
+        return float("inf")
+
+
+@dataclass
+class Run:
+    id: str
+    cfg: Any
+    trainer: Any
+    owner: str | None = None
+    created: float = 0.0
+    last_used: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Play loops compare their own token with this one and stop when it moved (Pause, Step, Reset):
+    # cooperative pausing that works even when the client cannot cancel the Play event itself.
+    play_token: int = 0
+    failure: str | None = None          # an unexpected exception while advancing (the trainer is dead)
+    mem_bytes: int = 0                  # estimate_run_bytes(cfg), held against the memory budget
+    recorded: bool = False              # a gallery playback (no model): no training slot, no memory budget
+
+
+def _default_factory(cfg):
+    from cit_core import store
+    from . import compute, spaces_gpu
+    # every app run is saved in the run store as it trains (the Runs tab lists, reopens, deletes them);
+    # built on a compute thread, like every other torch call of the app (compute.py says why)
+    run_dir = store.new_run_dir(cfg)
+    if spaces_gpu.on_zero_gpu():     # the GPU exists only inside spaces.GPU calls: train in chunks
+        from .chunks import ChunkedTrainer
+        trainer = compute.run(ChunkedTrainer, cfg, run_dir=run_dir, chunk=spaces_gpu.zero_gpu_train_chunk())
+    else:
+        from cit_core.trainer import Trainer      # late: importing the registry must not import torch
+        trainer = compute.run(Trainer, cfg, run_dir=run_dir)
+    store.track(trainer)
+    return trainer
+
+
+class RunRegistry:
+    def __init__(self, max_runs: int = 8, idle_ttl_s: float = 1800.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 factory: Callable[[Any], Any] = _default_factory,
+                 mem_budget_bytes: float | None = None,
+                 estimate: Callable[[Any], int] = estimate_run_bytes, max_recorded: int = 256):
+        if max_runs < 1:
+            raise ValueError("max_runs must be at least 1")
+        self.mem_budget = default_mem_budget() if mem_budget_bytes is None else mem_budget_bytes
+        self.estimate = estimate
+        self._pending_bytes = 0
+        self.max_runs = max_runs
+        self.max_recorded = max_recorded
+        self.idle_ttl_s = idle_ttl_s
+        self.clock = clock
+        self.factory = factory
+        self._runs: dict[str, Run] = {}
+        self._pending = 0               # slots reserved by create() calls still building a trainer
+        self._lock = threading.Lock()
+
+    # -- creating and finding -------------------------------------------------------------------
+    def create(self, cfg, owner: str | None = None) -> str:
+        """Build a trainer for `cfg` and return its new run id.
+
+        Idle runs past the TTL are evicted first. Raises RegistryFull when every slot is taken or the
+        run's memory estimate does not fit the budget; any error from building the trainer (bad lesson
+        file, unavailable model) propagates unchanged.
+        """
+        need = self.estimate(cfg)
+        with self._lock:
+            self._evict_idle_locked()
+            self._check_room_locked(need)
+            self._pending += 1
+            self._pending_bytes += need
+        try:
+            trainer = self.factory(cfg)     # slow (model build): outside the registry lock
+        except BaseException:
+            with self._lock:
+                self._pending -= 1
+                self._pending_bytes -= need
+            raise
+        now = self.clock()
+        with self._lock:
+            self._pending -= 1
+            self._pending_bytes -= need
+            run_id = self._new_id_locked()
+            self._runs[run_id] = Run(run_id, cfg, trainer, owner, now, now, mem_bytes=need)
+        return run_id
+
+    def add_recorded(self, trainer, owner: str | None = None) -> str:
+        """Register a recorded run's playback (serve.playback.Recording); RegistryFull past the cap."""
+        now = self.clock()
+        with self._lock:
+            self._evict_idle_locked()
+            if sum(run.recorded for run in self._runs.values()) >= self.max_recorded:
+                raise RegistryFull(f"Server busy: {self.max_recorded} recorded runs are open. Try again in a "
+                                   f"minute (idle ones are freed after {self._ttl_words()}).")
+            run_id = self._new_id_locked()
+            self._runs[run_id] = Run(run_id, trainer.cfg, trainer, owner, now, now, recorded=True)
+        return run_id
+
+    def _check_room_locked(self, need: int) -> None:
+        active = sum(not run.recorded for run in self._runs.values()) + self._pending
+        retry = f"Try again in a minute (idle runs are freed after {self._ttl_words()})."
+        if active >= self.max_runs:
+            raise RegistryFull(f"Server busy: {active} runs are active (the limit is {self.max_runs}). {retry}")
+        if need > self.mem_budget:
+            raise RegistryFull(f"This run needs about {need / MB:,.0f} MB, more than this server's memory budget "
+                               f"of {self.mem_budget / MB:,.0f} MB: choose a smaller model, batch size or max length.")
+        used = self.mem_used()
+        if used + need > self.mem_budget:
+            raise RegistryFull(f"Server busy: {active} runs are active and hold about {used / MB:,.0f} MB of the "
+                               f"{self.mem_budget / MB:,.0f} MB memory budget; this run needs about "
+                               f"{need / MB:,.0f} MB. {retry}")
+
+    def mem_used(self) -> int:
+        """Estimated bytes of the runs that exist or are being built (call with or without the lock)."""
+        return sum(run.mem_bytes for run in list(self._runs.values())) + self._pending_bytes
+
+    def get(self, run_id: str | None) -> Run | None:
+        """The run, touched; None when the id is unknown or the run was evicted or released."""
+        if not run_id:
+            return None
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.last_used = self.clock()
+            return run
+
+    def touch(self, run_id: str | None) -> bool:
+        return self.get(run_id) is not None
+
+    def release(self, run_id: str | None) -> bool:
+        """Forget a run (its trainer is freed once no event still holds it). True if it existed."""
+        if not run_id:
+            return False
+        with self._lock:
+            run = self._runs.pop(run_id, None)
+        if run is not None:
+            run.play_token += 1         # a Play loop still holding it stops at its next chunk
+        return run is not None
+
+    def release_owner(self, owner: str | None) -> int:
+        """Release every run created for `owner` (a browser session); returns how many."""
+        if owner is None:
+            return 0
+        with self._lock:
+            ids = [rid for rid, run in self._runs.items() if run.owner == owner]
+        return sum(self.release(rid) for rid in ids)
+
+    def evict_idle(self) -> list[str]:
+        with self._lock:
+            return self._evict_idle_locked()
+
+    # -- reading --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._runs)
+
+    def __contains__(self, run_id) -> bool:
+        with self._lock:
+            return run_id in self._runs
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._runs)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _evict_idle_locked(self) -> list[str]:
+        now, gone = self.clock(), []
+        for run_id, run in list(self._runs.items()):
+            if now - run.last_used <= self.idle_ttl_s:
+                continue
+            if run.lock.locked():       # being advanced right now: not idle, whatever the clock says
+                continue
+            del self._runs[run_id]
+            run.play_token += 1
+            gone.append(run_id)
+        return gone
+
+    def _new_id_locked(self) -> str:
+        while True:
+            run_id = secrets.token_urlsafe(6)
+            if run_id not in self._runs:
+                return run_id
+
+    def _ttl_words(self) -> str:
+        minutes = self.idle_ttl_s / 60
+        return f"{minutes:g} minutes" if minutes >= 1 else f"{self.idle_ttl_s:g} seconds"
+
+
+__all__ = ["Run", "RunRegistry", "RegistryFull", "estimate_run_bytes", "default_mem_budget"]

@@ -1,0 +1,104 @@
+"""The run store: app runs are saved under CIT_RUNS_DIR, reopen equal to the live log, delete safely."""
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from support.lessons import small_config, small_lesson
+
+from cit_core import store
+from cit_core.cli import main
+from cit_core.compare import load_run, store_row
+from cit_core.config import LessonConfig
+from serve.registry import RunRegistry
+from cit_core.runs import read_run
+from cit_core.trainer import Trainer
+
+FOLDED = ("tasks", "method", "config", "steps_per_task", "total_steps", "step", "task", "losses", "scalars",
+          "curve_steps", "curve_scores", "base_scores", "acc_matrix", "task_info", "task_end_info", "boundaries",
+          "coefficients", "checkpoints", "drift", "tokens", "error", "summary", "version")
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIT_RUNS_DIR", str(tmp_path / "store"))
+    return tmp_path / "store"
+
+
+def finished_run(root: Path, name: str, method="seqft", seed=0) -> Trainer:
+    cfg = small_config(method, steps=2)
+    cfg.train.seed = seed
+    trainer = Trainer(cfg, lesson=small_lesson(n_train=16, n_eval=8), run_dir=root / name)
+    trainer.run_to_end()
+    return trainer
+
+
+def test_app_runs_go_to_the_store_with_readable_names(root):
+    cfg = small_config("seqft", steps=2)
+    cfg.lesson = LessonConfig(n_eval=4)
+    registry = RunRegistry(max_runs=2)                 # the default factory: what the app uses
+    run = registry.get(registry.create(cfg))
+    run.trainer.advance(1)
+    name = run.trainer.run_dir.name
+    assert re.fullmatch(r"\d{8}-\d{6}-seqft-s0-[0-9a-f]{6}", name), name
+    assert run.trainer.run_dir.parent == root
+    assert store.list_runs() == [name]
+    assert read_run(run.trainer.run_dir).step == 1     # flushed per event: readable while live
+    # a live, unfinished run cannot be deleted under its trainer
+    with pytest.raises(store.RunBusy):
+        store.delete_run(name)
+    registry.release(run.id)
+
+
+def test_reopened_run_equals_the_live_log(root):
+    trainer = finished_run(root, "r1", method="seqft_lora")
+    reopened = read_run(root / "r1")
+    for name in FOLDED:
+        assert getattr(reopened, name) == getattr(trainer.log, name), name
+    assert reopened.metrics() == trainer.log.metrics()
+    assert load_run(root / "r1").summary == trainer.log.summary
+
+
+def test_delete_refuses_names_outside_the_store(root, tmp_path):
+    finished_run(root, "keep")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "events.jsonl").write_text("")
+    (root / "link").symlink_to(outside)
+    for bad in ("../outside", "..", ".", "keep/../../outside", "/tmp", "", "a/b", "link", "missing"):
+        with pytest.raises(store.RunNotFound):
+            store.delete_run(bad)
+    assert outside.is_dir() and (root / "keep").is_dir()
+    (root / "not-a-run").mkdir()
+    with pytest.raises(store.RunNotFound, match="not a run directory"):
+        store.delete_run("not-a-run")
+    assert store.delete_run("keep") == root / "keep" and not (root / "keep").exists()
+
+
+def test_delete_refuses_an_unfinished_run_written_recently(root):
+    run = root / "other-process"
+    run.mkdir(parents=True)
+    (run / "events.jsonl").write_text("{}\n")            # no summary.json: maybe another process's live run
+    with pytest.raises(store.RunBusy):
+        store.delete_run("other-process", busy=set())
+    old = time.time() - 2 * store.RECENT_WRITE_S
+    os.utime(run / "events.jsonl", (old, old))
+    store.delete_run("other-process", busy=set())
+    assert not run.exists()
+
+
+def test_runs_cli_lists_the_store(root, capsys):
+    trainer = finished_run(root, "listed")
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    # a header line names the TSV's columns
+    assert out[0].split("\t") == ["run", "method", "seed", "tasks done", "AP", "BWT", "forgetting", "created",
+                                  "size"]
+    cells = out[1].split("\t")
+    assert cells[0] == "listed" and cells[1] == "seqft" and cells[3] == "2 / 2"
+    assert float(cells[4]) == round(trainer.log.summary["metrics"]["AP"], 3)
+    assert store_row(load_run(root / "listed"))["AP"] == round(trainer.log.summary["metrics"]["AP"], 3)
