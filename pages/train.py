@@ -462,6 +462,7 @@ class TrainTab:
         another event moves its play token (Pause, Step, Reset, another Play or Watch, eviction)."""
         run.play_token += 1
         token, sent = run.play_token, {}
+        run.streaming = token
         yield as_tuple(render(run, sent, word, first_note or note))
         try:
             while True:
@@ -483,6 +484,8 @@ class TrainTab:
             # loop's claim on the run ends here (Pause/close cancel us at a yield).
             if run.play_token == token:
                 run.play_token += 1
+            if run.streaming == token:
+                run.streaming = None
 
     def pause(self, run_id):
         run = self.registry.get(run_id)
@@ -516,6 +519,7 @@ class TrainTab:
             return
         run.play_token += 1                  # Step pauses a running Play
         token, sent = run.play_token, {}
+        run.streaming = token
         chunk = getattr(run.trainer, "steps_per_call", CHUNK_STEPS)
         start = run.trainer.log.step
         try:
@@ -539,6 +543,8 @@ class TrainTab:
         finally:
             if run.play_token == token:
                 run.play_token += 1
+            if run.streaming == token:
+                run.streaming = None
 
     def reset(self, run_id, lesson, files, method, model, steps_per_task, lr, batch_size, eval_every, seed,
               replay_per_task, replay_mix_ratio, method_options="", request: gr.Request = None):

@@ -91,6 +91,11 @@ class Run:
     failure: str | None = None          # an unexpected exception while advancing (the trainer is dead)
     mem_bytes: int = 0                  # estimate_run_bytes(cfg), held against the memory budget
     recorded: bool = False              # a gallery playback (no model): no training slot, no memory budget
+    streaming: int | None = None        # the play token of the Play / Step loop driving the run right now
+
+    def is_training(self) -> bool:
+        """A Play or Step loop is advancing this run now (a paused, finished or idle run is not training)."""
+        return self.streaming is not None and self.streaming == self.play_token
 
 
 def _default_factory(cfg):
