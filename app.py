@@ -18,7 +18,8 @@ import gradio as gr  # noqa: E402
 
 from serve import compute  # noqa: E402
 from serve.registry import RunRegistry  # noqa: E402
-from serve.spaces_gpu import env_int, on_zero_gpu, queue_size_for, zero_gpu_train_chunk  # noqa: E402
+from cit_core.settings import settings  # noqa: E402
+from serve.spaces_gpu import on_zero_gpu, queue_size_for, zero_gpu_train_chunk  # noqa: E402
 from pages.coefficients import build_coefficients_tab  # noqa: E402
 from pages.compare import build_compare_tab  # noqa: E402
 from pages.connectivity import build_connectivity_tab  # noqa: E402
@@ -31,9 +32,9 @@ from pages.train import build_train_tab, train_concurrency  # noqa: E402
 
 TITLE = "CIT Explorer"
 # pending events: 64 for one training slot, more where the hardware trains several runs at once
-QUEUE_MAX_SIZE = env_int("CIT_QUEUE_MAX", queue_size_for(train_concurrency()))
-MAX_RUNS = int(os.environ.get("CIT_MAX_RUNS", "8"))
-IDLE_TTL_S = float(os.environ.get("CIT_IDLE_TTL_S", "1800"))
+QUEUE_MAX_SIZE = settings().queue_max or queue_size_for(train_concurrency())
+MAX_RUNS = settings().max_runs
+IDLE_TTL_S = settings().idle_ttl_s
 
 # The analysis views: tab id -> (title, builder). Each builder gets the registry and the Train tab's run
 # state and returns a view whose `timer` polls for new data; only the shown tab's timer is active.
@@ -172,8 +173,8 @@ def _active_timers(tab_ids: list[str]):
 
 
 def launch_kwargs() -> dict:
-    return dict(server_name=os.environ.get("CIT_HOST", "127.0.0.1"),
-                server_port=int(os.environ.get("CIT_PORT", "7860")),
+    # CIT_HOST / CIT_PORT, else Gradio's own GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (which Spaces set)
+    return dict(server_name=settings().host, server_port=settings().port,
                 css=CSS, theme=gr.themes.Default(), footer_links=["api"])
 
 

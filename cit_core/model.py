@@ -7,13 +7,13 @@ The device is picked once, through accelerate.
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .config import ModelConfig
+from .settings import settings
 from .tokenize import COMPACT, VERBOSE, ByteTokenizer, HFTokenizer, PromptFormat
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -41,8 +41,7 @@ def pick_device() -> torch.device:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("CIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "cit-explorer")
+    root = str(settings().cache_dir)
     return Path(root)
 
 
@@ -136,10 +135,7 @@ def hub_allowed() -> bool:
     Unset: allowed on a local machine, refused on a Hugging Face Space (which sets SPACE_ID), so
     visitors of a public Space cannot make the server download arbitrary repositories.
     """
-    env = os.environ.get("CIT_ALLOW_HUB", "").strip().lower()
-    if env:
-        return env in ("1", "true", "yes", "on")
-    return "SPACE_ID" not in os.environ
+    return settings().allow_hub
 
 
 def load_hf(name: str, allow_download: bool, dtype):
@@ -148,7 +144,7 @@ def load_hf(name: str, allow_download: bool, dtype):
     if local.is_dir():
         source, offline = str(local), True
     else:
-        may_download = allow_download and hub_allowed() and os.environ.get("HF_HUB_OFFLINE") != "1"
+        may_download = allow_download and hub_allowed() and not settings().hf_offline
         source, offline = name, not may_download
     try:
         tok = AutoTokenizer.from_pretrained(source, local_files_only=offline, trust_remote_code=False)

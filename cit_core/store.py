@@ -6,13 +6,14 @@ can never reach a file outside it.
 """
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
 import time
 import weakref
 from pathlib import Path
+
+from .settings import settings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -22,11 +23,7 @@ class RunNotFound(ValueError):
 
 
 def runs_root() -> Path:
-    env = os.environ.get("CIT_RUNS_DIR")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
-    return Path(cache) / "cit-explorer" / "runs"
+    return settings().runs_dir
 
 
 def run_path(name: str, root: Path | None = None) -> Path:

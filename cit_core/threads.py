@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from .settings import settings
+
 
 def default_threads(concurrency: int = 1, cores: int | None = None) -> int:
     """Torch threads for one run when none is asked for (the CLI without --threads, every app run).
@@ -16,8 +18,7 @@ def default_threads(concurrency: int = 1, cores: int | None = None) -> int:
     (2 threads beside a second run on 2 cores: about 10x the idle time), while 1 thread costs about 1.5x
     on an idle machine.
     """
-    env = os.environ.get("CIT_TORCH_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+    if settings().torch_threads:
+        return settings().torch_threads
     cores = cores or os.cpu_count() or 1
     return max(1, min(cores // max(1, concurrency), cores - 1))

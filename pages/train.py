@@ -27,6 +27,7 @@ from cit_core.methods import METHODS, resolve
 from cit_core.methods.replay import ReplayOptions
 from cit_core.metrics import EXPLAIN, FORMULAS
 from cit_core.model import ModelUnavailable
+from cit_core.settings import settings
 from cit_core.threads import default_threads
 from serve.registry import RegistryFull, Run, RunRegistry
 
@@ -54,9 +55,8 @@ WATCH_FRAME_S = 0.08            # ...this often: the default lesson's 225 steps 
 def train_concurrency() -> int:
     """How many Play/Step events may train at once, sized from the hardware found (env CIT_TRAIN_CONCURRENCY):
     half the CPU cores without CUDA (one run at a time on a 2-vCPU CPU-basic Space), up to 4 with CUDA."""
-    env = os.environ.get("CIT_TRAIN_CONCURRENCY", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+    if settings().train_concurrency:
+        return settings().train_concurrency
     import torch
     from serve.spaces_gpu import train_concurrency_for
     return train_concurrency_for(os.cpu_count(), torch.cuda.is_available())

@@ -40,9 +40,26 @@ import numpy as np
 import torch
 
 MAGIC = b"CITSTATE1"
-# inherited by every process this server starts (forked or spawned): they can read each other's states
 KEY_ENV = "CIT_CHUNK_KEY"
-os.environ.setdefault(KEY_ENV, secrets.token_hex(32))
+MIN_KEY_CHARS = 32
+
+
+class ChunkKeyError(RuntimeError):
+    """CIT_CHUNK_KEY is set but too short to sign training states with."""
+
+
+def ensure_key() -> str:
+    """The server's HMAC key: CIT_CHUNK_KEY, made (and put in the environment) on first use so that every
+    process this server starts afterwards (the ZeroGPU workers, forked or spawned) inherits it and can
+    read the others' states. app.py calls it at start-up, before any worker exists. A key that is set
+    but shorter than MIN_KEY_CHARS (an empty one included) is refused rather than used."""
+    key = os.environ.get(KEY_ENV)
+    if key is None:
+        key = os.environ[KEY_ENV] = secrets.token_hex(32)
+    if len(key.strip()) < MIN_KEY_CHARS:
+        raise ChunkKeyError(f"{KEY_ENV} must be at least {MIN_KEY_CHARS} characters (it signs training "
+                            "states); unset it to have one made at start-up")
+    return key
 
 _local = threading.local()          # the unpacking side's device, during one unpack
 _bases_lock = threading.Lock()
@@ -188,7 +205,7 @@ def pack(trainer) -> bytes:
 
 
 def _signature(payload: bytes) -> bytes:
-    return hmac.new(os.environ[KEY_ENV].encode(), payload, hashlib.sha256).digest()
+    return hmac.new(ensure_key().encode(), payload, hashlib.sha256).digest()
 
 
 def _verified(data: bytes) -> bytes:
@@ -281,4 +298,4 @@ def _compute_device() -> torch.device:
     return pick_device()
 
 
-__all__ = ["base_key", "pack", "unpack", "train_chunk", "ChunkedTrainer"]
+__all__ = ["ensure_key", "ChunkKeyError", "base_key", "pack", "unpack", "train_chunk", "ChunkedTrainer"]

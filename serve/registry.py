@@ -64,12 +64,10 @@ def estimate_run_bytes(cfg) -> int:
 
 def default_mem_budget() -> float:
     """Bytes all runs together may use: env CIT_MEM_BUDGET_MB, else half the RAM available now."""
-    env = os.environ.get("CIT_MEM_BUDGET_MB", "").strip()
-    if env:
-        try:
-            return float(env) * MB if float(env) > 0 else float("inf")   # 0: no memory budget
-        except ValueError:
-            raise ValueError(f"CIT_MEM_BUDGET_MB must be a number of megabytes, got {env!r}") from None
+    from cit_core.settings import settings
+    budget = settings().mem_budget_mb
+    if budget is not None:
+        return budget * MB if budget > 0 else float("inf")   # 0: no memory budget
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2
     except (ValueError, OSError, AttributeError):   # not Linux: no budget rather than a wrong one

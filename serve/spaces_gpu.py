@@ -9,12 +9,13 @@ trains through chunks.ChunkedTrainer, each advance one call of `zero_gpu_train_c
 from __future__ import annotations
 
 import importlib
-import os
+
+from cit_core.settings import settings
 
 
 def on_zero_gpu() -> bool:
     """True on a ZeroGPU Space: the platform sets SPACES_ZERO_GPU and ships the `spaces` package."""
-    if not os.environ.get("SPACES_ZERO_GPU"):
+    if not settings().zero_gpu:
         return False
     try:
         importlib.import_module("spaces")
@@ -43,8 +44,9 @@ def zero_gpu_train_chunk():
     wants its functions decorated before the app launches). Env CIT_GPU_DURATION: seconds per call."""
     global _zero_gpu_chunk
     if _zero_gpu_chunk is None:
-        from .chunks import train_chunk
-        _zero_gpu_chunk = gpu_chunk(train_chunk, duration=env_int("CIT_GPU_DURATION", 60))
+        from .chunks import ensure_key, train_chunk
+        ensure_key()                 # before spaces.GPU starts a worker: the workers inherit the key
+        _zero_gpu_chunk = gpu_chunk(train_chunk, duration=settings().gpu_duration)
     return _zero_gpu_chunk
 
 
@@ -67,10 +69,4 @@ def queue_size_for(concurrency: int) -> int:
     return 64 + 32 * (max(1, concurrency) - 1)
 
 
-def env_int(name: str, default: int) -> int:
-    """A positive integer from the environment, else `default` (a bad value never stops the app)."""
-    value = os.environ.get(name, "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else default
-
-
-__all__ = ["on_zero_gpu", "gpu_chunk", "zero_gpu_train_chunk", "train_concurrency_for", "queue_size_for", "env_int"]
+__all__ = ["on_zero_gpu", "gpu_chunk", "zero_gpu_train_chunk", "train_concurrency_for", "queue_size_for"]

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from cit_core import distributed
+from cit_core.settings import settings
 from serve import spaces_gpu
 from cit_core.config import RunConfig, TrainConfig
 from cit_core.distributed import Dist
@@ -182,7 +183,8 @@ def test_sizing_from_the_hardware(monkeypatch):
     assert spaces_gpu.train_concurrency_for(1, True) == 1
     assert spaces_gpu.queue_size_for(1) == 64 and spaces_gpu.queue_size_for(4) == 160
     monkeypatch.setenv("CIT_QUEUE_MAX", "12")
-    assert spaces_gpu.env_int("CIT_QUEUE_MAX", 64) == 12
+    assert settings().queue_max == 12
     for bad in ("0", "-3", "many", ""):
         monkeypatch.setenv("CIT_QUEUE_MAX", bad)
-        assert spaces_gpu.env_int("CIT_QUEUE_MAX", 64) == 64
+        assert settings().queue_max is None          # a bad value never stops the app: the default applies
+        assert bool(settings().problems) == (bad != "")
