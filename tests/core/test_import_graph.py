@@ -1,5 +1,6 @@
 """The import graph (read from the source, tests/support/imports.py) has no cycle and no upward arrow:
-the engine (cit_core) imports nothing of serving (serve) or pages, serving imports nothing of pages."""
+the engine (cit_core) imports nothing of serving (serve) or pages, serving imports nothing of pages.
+Which modules may use gradio or plotly at all: tests/core/test_boundary.py."""
 from support.imports import cycles, import_graph, upward_edges
 
 
@@ -17,11 +18,3 @@ def test_the_graph_sees_cycles_and_upward_arrows():
     assert cycles(graph) == [["cit_core.a", "cit_core.b"]]
     assert upward_edges(graph) == [("cit_core.b", "pages.x")]
 
-
-def test_serving_imports_no_gradio():
-    graph = import_graph()
-    assert any(name.startswith("serve.") for name in graph)
-    from support.imports import ROOT
-    offenders = [p.name for p in (ROOT / "serve").glob("*.py")
-                 if "import gradio" in p.read_text() or "from gradio" in p.read_text()]
-    assert offenders == []
