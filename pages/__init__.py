@@ -1,1 +1,1 @@
-"""Gradio pages of CIT Explorer: one module per tab; figures.py builds plots from plain data."""
+"""Gradio pages of CIT Explorer: one module per tab; figures/ builds every plot from plain data."""

@@ -16,7 +16,7 @@ import numpy as np
 from cit_core.methods import METHODS
 from cit_core.methods.lcia import LCIAOptions
 
-from . import analysis_figures as af
+from .figures import analysis as af
 from . import source as src
 
 WITH_COEFFICIENTS = {"lcia": "LCIA", "ilora": "I-LoRA", "ewc": "EWC", "mas": "MAS", "tir": "TIR"}

@@ -24,7 +24,7 @@ from cit_core.metrics import format_value
 from cit_core.store import RunNotFound, list_runs, run_path
 
 from . import source as src
-from .figures import GRID, MATRIX_SCALE, OKABE_ITO, _base_layout, short
+from .figures import GRID, MATRIX_SCALE, OKABE_ITO, short, styled
 
 MAX_RUNS = 8               # more runs than this make unreadable small multiples
 PANEL_COLS = 3
@@ -173,10 +173,10 @@ def curves_figure(records: list[cmp.RunRecord]) -> go.Figure:
                 row=k // cols + 1, col=k % cols + 1)
             legend = False
     top, bottom = 90, AXIS_BELOW + 16 + LEGEND_LINE * len(records)
-    _base_layout(fig, plot_h + top + bottom, "Score of each task during training (one line per run)",
-                 margin=dict(l=60, r=30, t=top, b=bottom),
-                 legend=dict(orientation="v", y=-AXIS_BELOW / plot_h, x=0, yanchor="top", xanchor="left",
-                             tracegroupgap=0, font=dict(size=12)))
+    styled(fig, plot_h + top + bottom, "Score of each task during training (one line per run)",
+            margin=dict(l=60, r=30, t=top, b=bottom),
+            legend=dict(orientation="v", y=-AXIS_BELOW / plot_h, x=0, yanchor="top", xanchor="left",
+                        tracegroupgap=0, font=dict(size=12)))
     fig.update_annotations(font=dict(size=13))          # the subplot titles
     fig.update_xaxes(gridcolor=GRID, zeroline=False, title=dict(text="step", font=dict(size=11), standoff=6),
                      automargin=True)
@@ -215,8 +215,8 @@ def matrices_figure(records: list[cmp.RunRecord]) -> go.Figure:
                                colorbar=dict(title=dict(text="score"), thickness=10, len=0.8)),
                       row=i // cols + 1, col=i % cols + 1)
     top, bottom = 90, 80
-    _base_layout(fig, plot_h + top + bottom, "Accuracy matrices (row = after training task i)",
-                 margin=dict(l=110, r=80, t=top, b=bottom))
+    styled(fig, plot_h + top + bottom, "Accuracy matrices (row = after training task i)",
+            margin=dict(l=110, r=80, t=top, b=bottom))
     fig.update_annotations(font=dict(size=12))          # the run names
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=10), automargin=True)
     fig.update_xaxes(tickangle=-30, tickfont=dict(size=10), automargin=True)
@@ -228,8 +228,8 @@ def difference_figure(diff: dict, a: str, b: str) -> go.Figure:
     values = diff["values"]
     fig = go.Figure(_heatmap([short(x, 22) for x in diff["rows"]], diff["tasks"], values, colorscale="RdBu",
                              zmid=0, zmin=-1, zmax=1, colorbar=dict(title=dict(text="B − A"), thickness=12)))
-    _base_layout(fig, 140 + 34 * (len(values) + 1), f"Difference B − A<br><sup>A = {a}, B = {b}</sup>",
-                 margin=dict(l=150, r=20, t=80, b=60))
+    styled(fig, 140 + 34 * (len(values) + 1), f"Difference B − A<br><sup>A = {a}, B = {b}</sup>",
+            margin=dict(l=150, r=20, t=80, b=60))
     fig.update_yaxes(autorange="reversed")
     return fig
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from . import analysis_figures as af
-from . import figures
+from .figures import analysis as af
+from .figures import progress
 from . import source as src
 
 HOW = ("How to read this: the curves are every task's score at each evaluation (dashed lines = a new task "
@@ -33,13 +33,13 @@ def forgetting_view(log) -> tuple:
     acc = [list(r) for r in log.acc_matrix]
     drift = list(log.drift)
     current = -1 if log.finished else log.task
-    general = figures.general_column(log)
-    curves = figures.curves_figure(tasks, list(log.curve_steps), [list(s) for s in log.curve_scores],
+    general = progress.general_column(log)
+    curves = progress.curves_figure(tasks, list(log.curve_steps), [list(s) for s in log.curve_scores],
                                    list(log.boundaries), log.steps_per_task, current, log.total_steps or None,
                                    general=list(log.curve_general) if general else None)
-    matrix = figures.matrix_figure(tasks, list(log.base_scores), acc, current, general=general)
+    matrix = progress.matrix_figure(tasks, list(log.base_scores), acc, current, general=general)
     drift_fig = af.drift_figure(tasks, drift, acc)
-    tables = ("**Accuracy matrix**\n\n" + figures.matrix_markdown(tasks, list(log.base_scores), acc, general)
+    tables = ("**Accuracy matrix**\n\n" + progress.matrix_markdown(tasks, list(log.base_scores), acc, general)
               + "\n\n**Layer drift and accuracy drops**\n\n" + af.drift_markdown(tasks, drift, acc))
     return curves, matrix, drift_fig, tables
 

@@ -17,7 +17,7 @@ from cit_core import store
 from cit_core.compare import CompareError, load_run, store_row
 from cit_core.export import export_model, write_figure_html, write_metrics
 
-from . import figures
+from .figures import progress
 from . import source as src
 
 COLUMNS = ["run", "method", "lesson", "seed", "tasks done", "AP", "BWT", "forgetting", "created", "size"]
@@ -102,12 +102,12 @@ def export_run(name) -> tuple[list[str] | None, str]:
     folder = Path(tempfile.mkdtemp(prefix=f"cit-export-{name[:40]}-"))
     files = write_metrics([rec], folder, "metrics")
     lg = rec.log
-    files.append(write_figure_html(figures.matrix_figure(lg.tasks, lg.base_scores, lg.acc_matrix,
-                                                         general=figures.general_column(lg)),
+    files.append(write_figure_html(progress.matrix_figure(lg.tasks, lg.base_scores, lg.acc_matrix,
+                                                          general=progress.general_column(lg)),
                                    folder / "accuracy_matrix.html"))
-    files.append(write_figure_html(figures.curves_figure(lg.tasks, lg.curve_steps, lg.curve_scores, lg.boundaries,
-                                                         lg.steps_per_task, -1, lg.total_steps,
-                                                         general=lg.curve_general if lg.has_general else None),
+    files.append(write_figure_html(progress.curves_figure(lg.tasks, lg.curve_steps, lg.curve_scores, lg.boundaries,
+                                                          lg.steps_per_task, -1, lg.total_steps,
+                                                          general=lg.curve_general if lg.has_general else None),
                                    folder / "curves.html"))
     note = _export_adapters(path, folder, files)
     return [str(f) for f in files], f"{len(files)} files ready below. {note}"

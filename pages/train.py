@@ -31,7 +31,7 @@ from cit_core.settings import settings
 from cit_core.threads import default_threads
 from serve.registry import RegistryFull, Run, RunRegistry
 
-from . import figures
+from .figures import progress
 from .ask import build_ask
 from .workshop import UrlUI, keep_options
 
@@ -338,23 +338,23 @@ def render(run: Run, sent: dict | None, word: str = "", note: str = "", force_lo
     key = (run.id, len(lg.base_scores), len(lg.acc_matrix), cur)
     if full or sent.get("matrix") != key:
         sent["matrix"] = key
-        general = figures.general_column(lg)
-        out["matrix"] = figures.matrix_figure(tasks, lg.base_scores, lg.acc_matrix, cur, general=general)
-        out["matrix_md"] = figures.matrix_markdown(tasks, lg.base_scores, lg.acc_matrix, general)
-        out["metrics"] = figures.metrics_markdown(lg.metrics(), FORMULAS, EXPLAIN, len(lg.acc_matrix), len(tasks))
+        general = progress.general_column(lg)
+        out["matrix"] = progress.matrix_figure(tasks, lg.base_scores, lg.acc_matrix, cur, general=general)
+        out["matrix_md"] = progress.matrix_markdown(tasks, lg.base_scores, lg.acc_matrix, general)
+        out["metrics"] = progress.metrics_markdown(lg.metrics(), FORMULAS, EXPLAIN, len(lg.acc_matrix), len(tasks))
 
     key = (run.id, len(lg.curve_steps), cur)
     if full or sent.get("curves") != key:
         sent["curves"] = key
-        out["curves"] = figures.curves_figure(tasks, lg.curve_steps, lg.curve_scores, lg.boundaries, spt, cur,
-                                              total, general=lg.curve_general if lg.has_general else None)
+        out["curves"] = progress.curves_figure(tasks, lg.curve_steps, lg.curve_scores, lg.boundaries, spt, cur,
+                                               total, general=lg.curve_general if lg.has_general else None)
 
     now = time.monotonic()
     key = (run.id, len(lg.losses), cur)
     stale = sent.get("loss") != key
     if full or (stale and (force_loss or now - sent.get("loss_at", 0.0) >= LOSS_REDRAW_S)):
         sent["loss"], sent["loss_at"] = key, now
-        out["loss"] = figures.loss_figure(lg.losses, tasks, lg.boundaries, spt, cur, total)
+        out["loss"] = progress.loss_figure(lg.losses, tasks, lg.boundaries, spt, cur, total)
 
     if full or sent.get("lesson") != run.id:
         sent["lesson"] = run.id

@@ -12,7 +12,7 @@ from cit_core.ask import Answer
 from cit_core.config import RunConfig
 from cit_core.events import RunLog
 from serve.registry import RunRegistry
-from pages import analysis_figures as af
+from pages.figures import analysis as af
 from pages.ask import answers_markdown
 from pages.coefficients import coefficient_view
 from pages.connectivity import curve_figure

@@ -13,7 +13,7 @@ from cit_core.events import (CoefficientsLogged, DriftLogged, Evaluated, RunLog,
                              TaskStarted, event_to_dict)
 from cit_core.runs import RunWriter, read_run
 from cit_core.trainer import Trainer
-from pages import analysis_figures as af
+from pages.figures import analysis as af
 from pages import coefficients, forgetting
 from pages import source as src
 

@@ -2,7 +2,7 @@
 
 No gradio here and never the model: every builder takes lists / dicts as RunLog holds them, so the views
 draw a live run and a saved run directory the same way and the tests feed hand-made numbers.
-Style follows figures.py (template="none", fixed heights, numbers on hover); colour scales are
+Style is the package's (template="none", fixed heights, numbers on hover); colour scales are
 Viridis (perceptually uniform, readable with the common colour-vision deficiencies) and the Okabe-Ito
 palette for bars.
 """
@@ -14,19 +14,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .figures import FONT, GRID, OKABE_ITO, short, task_labels
+from . import GRID, OKABE_ITO, short, styled, task_labels
 
 HEAT_SCALE = "Viridis"
 MAX_COLS = 400          # step columns sent to the browser (a heatmap cell per column per row)
 MAX_ROWS = 60           # tensor / layer rows sent to the browser
 MAX_MARKS = 4000        # fallback markers drawn at most (beyond that the side bar tells the story)
 MAX_CELL_TEXT = 300     # cells with their value printed inside; larger heatmaps show it on hover only
-
-
-def _layout(fig: go.Figure, height: int, title: str, **extra) -> go.Figure:
-    fig.update_layout(template="none", height=height, font=FONT, paper_bgcolor="white", plot_bgcolor="white",
-                      title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)), **extra)
-    return fig
 
 
 MESSAGE_WIDTH = 64          # characters per line of an empty plot's message: fits a phone-wide plot
@@ -42,7 +36,7 @@ def message_figure(text: str, height: int = 220) -> go.Figure:
                        align="left", font=dict(size=14, color="#555"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, max(height, 80 + 22 * len(lines)), "")
+    return styled(fig, max(height, 80 + 22 * len(lines)), "")
 
 
 # -- down-sampling --------------------------------------------------------------------------------
@@ -175,7 +169,7 @@ def step_heatmap(names: list[str], z: np.ndarray, *, title: str, value_name: str
     _boundary_lines(fig, tasks or [], boundaries or [])
     height = max(320, min(900, 120 + 14 * len(labels)))
     full_title = title + ("<br><sup>" + "; ".join(notes) + "</sup>" if notes else "")
-    _layout(fig, height, full_title, showlegend=False, margin=dict(l=190, r=20, t=80 if notes else 60, b=50))
+    styled(fig, height, full_title, showlegend=False, margin=dict(l=190, r=20, t=80 if notes else 60, b=50))
     fig.update_xaxes(title=dict(text="global step"), showgrid=False, zeroline=False, row=1, col=1)
     fig.update_yaxes(autorange="reversed", showgrid=False, tickfont=dict(size=10), row=1, col=1)
     return fig
@@ -266,7 +260,7 @@ def layer_task_heatmap(layers: list[str], tasks: list[str], z: np.ndarray, *, ti
                          gridcolor=GRID, row=1, col=2)
     note = f"<br><sup>down-sampled: 1 row = {k_rows} layers (means)</sup>" if k_rows > 1 else ""
     height = max(320, min(900, 130 + 18 * len(labels)))
-    _layout(fig, height, title + note, showlegend=False, margin=dict(l=230, r=20, t=70, b=70))
+    styled(fig, height, title + note, showlegend=False, margin=dict(l=230, r=20, t=70, b=70))
     fig.update_yaxes(autorange="reversed", showgrid=False, tickfont=dict(size=10), row=1, col=1)
     fig.update_xaxes(showgrid=False, tickangle=-30 if len(cols) > 4 else 0, row=1, col=1)
     return fig
@@ -326,8 +320,8 @@ def drift_figure(tasks: list[str], drift: list[dict], acc_matrix: list[list[floa
                          hovertemplate="%{x}: forgotten %{y:.3f} since its best<extra></extra>"), row=2, col=1)
     note = f"<br><sup>down-sampled: 1 row = {k_rows} layers (means)</sup>" if k_rows > 1 else ""
     height = max(420, min(950, 260 + 18 * len(labels)))
-    _layout(fig, height, "Layer drift during each task, and the accuracy it cost" + note, barmode="group",
-            margin=dict(l=230, r=20, t=70, b=90), legend=dict(orientation="h", y=-0.18, x=0, font=dict(size=11)))
+    styled(fig, height, "Layer drift during each task, and the accuracy it cost" + note, barmode="group",
+           margin=dict(l=230, r=20, t=70, b=90), legend=dict(orientation="h", y=-0.18, x=0, font=dict(size=11)))
     fig.update_yaxes(autorange="reversed", showgrid=False, tickfont=dict(size=10), row=1, col=1)
     fig.update_yaxes(title=dict(text="score lost", font=dict(size=11)), gridcolor=GRID, zeroline=True, row=2, col=1)
     fig.update_xaxes(tickangle=-30 if n > 4 else 0, row=2, col=1)

@@ -1,8 +1,6 @@
-"""Plotly figures and text tables built from plain run data (RunLog pieces, lists); never the model.
-
-Every figure uses `template="none"` (a much smaller JSON per update), a fixed height, and hover text
-with the numbers. Colours are chosen to stay readable with colour-vision deficiencies: the matrix uses
-Cividis, the curves the Okabe-Ito palette plus distinct dash patterns.
+"""The figures of a run's progress, from plain run data: the accuracy matrix (figure and table), every task's
+score curve, the training loss, and the metrics table. Drawn by the Train tab, the Runs tab's exports and
+the Forgetting view.
 """
 from __future__ import annotations
 
@@ -12,38 +10,9 @@ import plotly.graph_objects as go
 
 from cit_core.metrics import format_value
 
-# Okabe & Ito (2008): distinguishable under the common colour-vision deficiencies.
-OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
-DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
-MATRIX_SCALE = "Cividis"
-FONT = dict(family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size=13, color="#222")
-GRID = "#e5e5e5"
+from . import DASHES, GRID, MATRIX_SCALE, OKABE_ITO, build_figure, layout, short, task_labels
+
 MAX_LOSS_POINTS = 1500
-
-
-def short(name: str, limit: int = 16) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
-
-
-def task_labels(tasks: list[str]) -> list[str]:
-    """Numbered, shortened labels ("1. parity"): unique even when long names shorten alike."""
-    return [f"{i + 1}. {short(t)}" for i, t in enumerate(tasks)]
-
-
-def _layout(height: int, title: str, **extra) -> dict:
-    return dict(template="none", height=height, font=FONT, paper_bgcolor="white", plot_bgcolor="white",
-                title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)), **extra)
-
-
-def _base_layout(fig: go.Figure, height: int, title: str, **extra) -> go.Figure:
-    fig.update_layout(**_layout(height, title, **extra))
-    return fig
-
-
-def _figure(traces: list[dict], layout: dict) -> go.Figure:
-    """Build a figure in one constructor call: plotly validates it once. The live Train tab redraws
-    several times a second, and per-call add_trace / update_layout cost about 7x more (bench/RESULTS.md)."""
-    return go.Figure(data=traces, layout=layout)
 
 
 def _segments(tasks: list[str], steps_per_task: int, boundaries: list[int]) -> list[tuple[int, int]]:
@@ -113,7 +82,7 @@ def matrix_figure(tasks: list[str], base_scores: list[float], acc_matrix: list[l
     if general is not None:   # a white bar sets the general column apart: it is not in the metrics
         shapes.append(dict(type="line", xref="x", yref="paper", x0=T - 0.5, x1=T - 0.5, y0=0, y1=1,
                            line=dict(color="white", width=8)))
-    return _figure([heat], _layout(
+    return build_figure([heat], layout(
         matrix_height(T), "Accuracy matrix", shapes=shapes, margin=dict(l=150, r=20, t=40, b=70),
         xaxis=dict(side="bottom", tickangle=-30 if T > 4 else 0, showgrid=False, fixedrange=True),
         yaxis=dict(autorange="reversed", showgrid=False, fixedrange=True)))
@@ -174,7 +143,7 @@ def curves_figure(tasks: list[str], curve_steps: list[int], curve_scores: list[l
             marker=dict(size=5), hovertemplate=f"{name}: %{{y:.2f}}<extra></extra>"))
     total = total_steps or steps_per_task * len(tasks) or 1
     bands = _task_bands(tasks, _segments(tasks, steps_per_task, boundaries), current_task, 1.0)
-    return _figure(traces, _layout(
+    return build_figure(traces, layout(
         400, "Score of every task during training", hovermode="x unified", margin=dict(l=55, r=20, t=60, b=100),
         legend=dict(orientation="h", y=-0.3, x=0, yanchor="top"), **bands,
         xaxis=dict(range=[0, total], title=dict(text="global step"), gridcolor=GRID, zeroline=False),
@@ -215,7 +184,7 @@ def loss_figure(losses: list[tuple[int, float]], tasks: list[str], boundaries: l
     bands = _task_bands(tasks, _segments(tasks, steps_per_task, boundaries), current_task, 1.0)
     log_y = bool(ys) and min(ys) > 0
     # as tall as the matrix it sits beside (within reason)
-    return _figure(traces, _layout(
+    return build_figure(traces, layout(
         min(450, max(300, matrix_height(len(tasks)))), "Training loss", margin=dict(l=55, r=20, t=60, b=70),
         legend=dict(orientation="h", y=1.0, x=1, xanchor="right", yanchor="bottom", font=dict(size=11)),
         showlegend=False, **bands,
@@ -247,5 +216,5 @@ def metrics_markdown(metrics: dict[str, float], formulas: dict[str, str], explai
     return "\n".join(lines)
 
 
-__all__ = ["general_column", "matrix_figure", "matrix_markdown", "matrix_rows", "curves_figure", "loss_figure",
-           "metrics_markdown", "task_labels", "OKABE_ITO", "MATRIX_SCALE"]
+__all__ = ["general_column", "matrix_figure", "matrix_markdown", "matrix_rows", "matrix_height", "curves_figure",
+           "loss_figure", "metrics_markdown"]
