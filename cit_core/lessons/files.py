@@ -10,12 +10,18 @@ import json
 import os
 import random
 import re
+import stat
+import unicodedata
 from pathlib import Path
 
 from .base import SCORERS, Example, Lesson, Task
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_FILES = 32                 # files per lesson: each is a task or more, and a run trains them all
+# Tasks per lesson. A run trains every task and scores every task after each one (T x T evaluations),
+# and the pages draw a T x T matrix: 64 is twice MAX_FILES and four times the longest CIT benchmarks
+# (SuperNI's 15-task sequence, InsCL's 16, TRACE's 8), yet keeps a run and its matrix usable on a CPU.
+MAX_TASKS = 64
 MAX_LINE_CHARS = 100_000
 EVAL_FRACTION = 0.2
 SUPERNI_EVAL_CAP = 64          # held-out decoding is the slow part; 64 examples give a usable score
@@ -35,6 +41,36 @@ def _bad_char(value: str) -> str | None:
         return None
     code = ord(bad.group())
     return f"{'lone surrogate' if 0xD800 <= code <= 0xDFFF else 'control character'} U+{code:04X}"
+
+
+# Task names are shown on every page, in Markdown, and on one line of `validate`'s output. These
+# characters would be markup there (HTML, code spans), so a loader rule keeps them out of names.
+_MARKUP = "<>`"
+# Characters that show nothing: with only these a name looks empty in every menu and table.
+_INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+
+
+def _name_problem(name: str) -> str | None:
+    """Why `name` cannot be a task name, or None. Messages quote the name with repr: one line always."""
+    if all(ch.isspace() or unicodedata.category(ch) in _INVISIBLE for ch in name):
+        return f"task name {name!r} has no visible characters"
+    for ch in name:
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Zl", "Zp"):      # \n, \t, U+2028...: they break lines and columns
+            return f"task name {name!r} contains control character U+{ord(ch):04X}"
+        if category == "Cs":                    # a file name that is not UTF-8 (surrogateescape)
+            return f"task name {name!r} contains lone surrogate U+{ord(ch):04X}"
+        if ch in _MARKUP:
+            return (f"task name {name!r} contains {ch!r}: task names may not contain "
+                    f"{', '.join(_MARKUP)} (the app shows them as Markdown)")
+    return None
+
+
+def _check_name(path: Path, line: int | None, name: str, from_file_name: bool = False) -> None:
+    problem = _name_problem(name)
+    if problem:
+        note = " (SuperNI and TRACE tasks are named after their file)" if from_file_name else ""
+        raise LessonFileError(path, line, problem + note)
 
 
 class LessonFileError(ValueError):
@@ -57,19 +93,58 @@ class LessonFileError(ValueError):
 # Reading
 
 
-def _read_text(path: Path) -> str:
-    """File contents as text, after the size cap, emptiness and UTF-8 checks."""
-    try:
-        size = os.stat(path).st_size
-    except (OSError, ValueError) as e:     # ValueError: a NUL byte in the path
-        raise LessonFileError(path, None, f"cannot read file: {getattr(e, 'strerror', None) or e}") from None
-    # Check the size before reading so a huge upload never lands in memory.
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a device"),
+          (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular(path: Path, st: os.stat_result) -> None:
+    """Refuse anything but a regular file: /dev/zero never ends, and a FIFO blocks its reader forever."""
+    if stat.S_ISREG(st.st_mode):
+        return
+    kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
+    raise LessonFileError(path, None, f"cannot read file: it is {kind}, not a regular file")
+
+
+def _check_size(path: Path, size: int) -> None:
     if size > MAX_FILE_BYTES:
         raise LessonFileError(path, None, f"file is too large ({size:,} bytes; the limit is {MAX_FILE_BYTES:,})")
+
+
+def _cannot_read(path: Path, e: Exception) -> LessonFileError:
+    # an OSError's strerror only: str(OSError) quotes the full server path of an upload
+    why = (e.strerror or type(e).__name__) if isinstance(e, OSError) else str(e)
+    return LessonFileError(path, None, f"cannot read file: {why}")
+
+
+def _read_bytes(path: Path) -> bytes:
+    """At most MAX_FILE_BYTES + 1 bytes of a regular file (symlinks followed)."""
+    # stat (which follows symlinks) before open: opening a device can itself do something
     try:
-        raw = Path(path).read_bytes()
+        st = os.stat(path)
+    except (OSError, ValueError) as e:     # ValueError: a NUL byte in the path
+        raise _cannot_read(path, e) from None
+    _check_regular(path, st)
+    _check_size(path, st.st_size)           # before reading, so a huge upload never lands in memory
+    try:
+        # O_NONBLOCK: should the path become a FIFO after the stat, opening it must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
-        raise LessonFileError(path, None, f"cannot read file: {e.strerror or e}") from None
+        raise _cannot_read(path, e) from None
+    with open(fd, "rb") as f:
+        try:
+            _check_regular(path, os.fstat(fd))     # what was opened, not what was stat'ed
+            raw = f.read(MAX_FILE_BYTES + 1)       # bounded even if the file grew after the stat
+        except OSError as e:
+            raise _cannot_read(path, e) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise LessonFileError(path, None, f"file is too large (over {MAX_FILE_BYTES:,} bytes; "
+                                          f"the limit is {MAX_FILE_BYTES:,})")
+    return raw
+
+
+def _read_text(path: Path) -> str:
+    """File contents as text, after the file-type and size caps, emptiness and UTF-8 checks."""
+    raw = _read_bytes(path)
     # Editors on Windows often add a UTF-8 byte-order mark; json.loads would reject it.
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
@@ -213,6 +288,9 @@ def _tasks_from_jsonl(path: Path, text: str) -> list[Task]:
         row = _jsonl_record(path, lineno, line.rstrip("\r"))
         ex = Example(row["instruction"], row["input"], row["output"])
         name = row["task"].strip()
+        if name not in rows:
+            _check_name(path, lineno, name)
+            _check_task_count(path, lineno, name, len(rows) + 1)
         rows.setdefault(name, []).append((ex, row.get("split")))
         if "scorer" in row:
             if scorers.setdefault(name, row["scorer"]) != row["scorer"]:
@@ -225,6 +303,13 @@ def _tasks_from_jsonl(path: Path, text: str) -> list[Task]:
         if task.name in scorers:       # the file's choice wins over the guess from the answers
             task.scorer = scorers[task.name]
     return tasks
+
+
+def _check_task_count(path: Path, line: int | None, name: str, number: int) -> None:
+    """Stop at the first task over the cap, before the rest of the file is turned into tasks."""
+    if number > MAX_TASKS:
+        raise LessonFileError(path, line, f"too many tasks (task {name!r} is number {number:,}; "
+                                          f"the limit is {MAX_TASKS} tasks per lesson)")
 
 
 def _jsonl_task(path: Path, name: str, items: list[tuple[Example, str | None]]) -> Task:
@@ -288,6 +373,7 @@ def _task_from_superni(path: Path, data) -> Task:
     for key in ("Definition", "Instances"):
         if key not in data:
             raise LessonFileError(path, None, f"missing field {key!r}")
+    _check_name(path, None, path.stem, from_file_name=True)
     instruction = _superni_instruction(path, data["Definition"])
     instances = data["Instances"]
     if not isinstance(instances, list) or not instances:
@@ -339,6 +425,7 @@ def _task_from_trace(path: Path, data) -> Task:
     records = data.get("data") if isinstance(data, dict) else data
     if not isinstance(records, list) or not records:
         raise LessonFileError(path, None, "expected a non-empty TRACE list of {\"prompt\", \"answer\"} objects")
+    _check_name(path, None, path.stem, from_file_name=True)
     examples = [_trace_example(path, i, rec) for i, rec in enumerate(records)]
     desc = f"TRACE {path.stem}: {len(examples)} records"
     return _build_task(path, path.stem, examples, desc, cap=SUPERNI_EVAL_CAP)
@@ -387,9 +474,11 @@ def load_lesson_files(paths, name: str = "uploaded") -> Lesson:
     for path in paths:
         for task in _tasks_from_file(path):
             if task.name in source:
+                # the base name only: uploads live in a server temp folder that users must not see
                 raise LessonFileError(path, None, f"duplicate task name {task.name!r} "
                                                   f"(already loaded from {source[task.name]})")
-            source[task.name] = str(path)
+            _check_task_count(path, None, task.name, len(tasks) + 1)
+            source[task.name] = path.name
             tasks.append(task)
     try:
         return Lesson(name, tasks, description=f"{len(tasks)} tasks from {len(paths)} file(s)")

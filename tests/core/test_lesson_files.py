@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ import pytest
 from cit_core.lessons import files
 from cit_core.lessons.files import (LessonFileError, load_jsonl, load_lesson_files, load_superni,
                                     load_trace)
-from support.paths import TESTS
+from support.paths import ROOT, TESTS
 
 SUPERNI_DIR = TESTS / "data" / "superni"   # real SuperNI subsets (README there: source, licence)
 
@@ -158,7 +161,7 @@ def test_not_utf8_reports_the_line(tmp_path):
 def test_size_cap_is_checked_before_reading(tmp_path, monkeypatch):
     path = _jsonl(tmp_path / "big.jsonl", _rows(5))
     monkeypatch.setattr(files, "MAX_FILE_BYTES", 10)
-    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("read before the size check"))
+    monkeypatch.setattr(files.os, "open", lambda *a, **k: pytest.fail("opened before the size check"))
     with pytest.raises(LessonFileError, match="too large"):
         load_lesson_files([path])
 
@@ -354,3 +357,172 @@ def test_real_same_stem_from_two_dirs_is_a_duplicate(superni_paths, tmp_path):
     with pytest.raises(LessonFileError, match="duplicate task name") as info:
         load_lesson_files([original, copy])
     assert info.value.path == str(copy)
+
+
+# --- hostile uploads (issue 14, points 4 and 9) ----------------------------------------------------
+
+class _CountingName(str):
+    """A task name that counts its equality comparisons: the cost of the duplicate-name check, counted
+    instead of timed, so the check holds on any machine however busy."""
+    comparisons = 0
+
+    def __eq__(self, other):
+        type(self).comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def _many_tasks(path: Path, n: int, prefix: str = "task") -> Path:
+    """n tasks of two rows each (one trains, one is held out)."""
+    return _jsonl(path, [dict(task=f"{prefix} {i}", instruction="Say it.", input=f"x{j}", output=f"y{j}")
+                         for i in range(n) for j in range(2)])
+
+
+def test_loading_many_tasks_compares_names_a_linear_number_of_times(tmp_path, monkeypatch):
+    # names.count(name) for every name made n*(n-1) comparisons: 20,000 tasks took half a minute
+    n = 2000
+    monkeypatch.setattr(files, "MAX_TASKS", n, raising=False)     # raising=False: the cap is new
+    real_lesson = files.Lesson
+
+    def counting_lesson(name, tasks, **kw):
+        for task in tasks:
+            task.name = _CountingName(task.name)
+        _CountingName.comparisons = 0
+        return real_lesson(name, tasks, **kw)
+
+    monkeypatch.setattr(files, "Lesson", counting_lesson)
+    lesson = load_lesson_files([_many_tasks(tmp_path / "many.jsonl", n)])
+    assert len(lesson.tasks) == n
+    assert _CountingName.comparisons <= n, _CountingName.comparisons     # a set makes ~0; n*(n-1) before
+
+
+def test_lesson_duplicate_names_are_still_found():
+    from cit_core.lessons.base import Lesson, Task
+    ex = [files.Example("i", "x", "y")]
+    with pytest.raises(ValueError, match=r"duplicate task names \['a', 'b'\]"):
+        Lesson("l", [Task(n, ex, ex) for n in ("b", "a", "c", "a", "b", "b")])
+
+
+def test_task_cap_in_one_file_names_the_line_and_the_limit(tmp_path):
+    cap = files.MAX_TASKS
+    assert 16 <= cap <= 200
+    assert len(load_lesson_files([_many_tasks(tmp_path / "full.jsonl", cap)]).tasks) == cap
+    with pytest.raises(LessonFileError) as info:
+        load_lesson_files([_many_tasks(tmp_path / "over.jsonl", cap + 1)])
+    # the first row of the task over the cap: 2 rows per task
+    assert str(info.value) == (f"over.jsonl:{2 * cap + 1}: too many tasks (task 'task {cap}' is number "
+                               f"{cap + 1}; the limit is {cap} tasks per lesson)")
+
+
+def test_task_cap_counts_across_files(tmp_path):
+    half = files.MAX_TASKS // 2 + 1
+    a = _many_tasks(tmp_path / "a.jsonl", half, prefix="a")
+    b = _many_tasks(tmp_path / "b.jsonl", half, prefix="b")
+    with pytest.raises(LessonFileError, match=rf"^b\.jsonl: too many tasks .*the limit is {files.MAX_TASKS} "):
+        load_lesson_files([a, b])
+
+
+def _load_in_child(path: Path, timeout: float = 60) -> str:
+    """Load `path` in a child process under a 2 GiB address-space limit: what it printed (the error).
+
+    A child, so that a regression (reading /dev/zero until memory runs out, or blocking on a FIFO
+    forever) fails this test instead of taking the machine or the test run down with it."""
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+            "from cit_core.lessons.files import LessonFileError, load_lesson_files\n"
+            "try:\n    load_lesson_files([sys.argv[1]])\n"
+            "except LessonFileError as err:\n    print(err)\n")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                              timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"loading {path.name} did not finish in {timeout} s")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_symlink_to_dev_zero_is_refused_without_reading(tmp_path):
+    link = tmp_path / "zero.jsonl"
+    link.symlink_to("/dev/zero")
+    assert _load_in_child(link) == "zero.jsonl: cannot read file: it is a device, not a regular file"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    assert _load_in_child(fifo) == "pipe.jsonl: cannot read file: it is a pipe (FIFO), not a regular file"
+    link = tmp_path / "link.json"
+    link.symlink_to(fifo)                     # the target is judged, not the link
+    assert _load_in_child(link) == "link.json: cannot read file: it is a pipe (FIFO), not a regular file"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc")
+def test_read_is_bounded_when_the_size_on_disk_says_nothing(tmp_path, monkeypatch):
+    # /proc files are regular but report size 0: the size check passes, so only a bounded read stops them
+    link = tmp_path / "status.jsonl"
+    link.symlink_to("/proc/self/status")
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 10)
+    with pytest.raises(LessonFileError, match=r"^status\.jsonl: file is too large \(over 10 bytes"):
+        load_lesson_files([link])
+
+
+@pytest.mark.parametrize("name", ["\u200b", "\u200b\u200c\u200d", "\u00a0\u200b", "\u2060\ufeff", "\u3000\u00ad"])
+def test_task_name_of_only_invisible_characters_is_refused(tmp_path, name):
+    path = _jsonl(tmp_path / "t.jsonl", _rows(1) + _rows(4, task=name))
+    with pytest.raises(LessonFileError, match=r"^t\.jsonl:2: task name .* has no visible characters$"):
+        load_lesson_files([path])
+
+
+@pytest.mark.parametrize("name, code", [("a\nb", "000A"), ("a\tb", "0009"), ("a\u2028b", "2028")])
+def test_task_name_with_a_control_character_is_refused(tmp_path, name, code):
+    path = _jsonl(tmp_path / "t.jsonl", _rows(4, task=name))
+    with pytest.raises(LessonFileError, match=rf"^t\.jsonl:1: task name .* contains control character U\+{code}$"):
+        load_lesson_files([path])
+
+
+@pytest.mark.parametrize("name", ["<script>alert(1)</script>", "a > b", "`code`", "<img src=x onerror=alert(1)>"])
+def test_task_name_with_markup_is_refused(tmp_path, name):
+    path = _jsonl(tmp_path / "t.jsonl", _rows(4, task=name))
+    with pytest.raises(LessonFileError, match=r"^t\.jsonl:1: task name .* may not contain <, >, ` "):
+        load_lesson_files([path])
+
+
+def test_superni_and_trace_names_come_from_the_file_name_and_are_checked(tmp_path):
+    with pytest.raises(LessonFileError, match=r"contains '<'.*named after their file"):
+        load_lesson_files([_superni(tmp_path / "task1_<b>x.json")])
+    trace = _write(tmp_path / "a\nb.json", json.dumps([{"prompt": f"p\n{i}", "answer": "a"} for i in range(5)]))
+    with pytest.raises(LessonFileError, match=r"control character U\+000A.*named after their file"):
+        load_lesson_files([trace])
+
+
+@pytest.mark.parametrize("name", ["café au lait", "数学 問題", "emoji 🙂", "👩\u200d💻 coder", "a_b-c.d (v2) [x] *y*",
+                                  "\u200bvisible"])
+def test_ordinary_names_still_load(tmp_path, name):
+    lesson = load_lesson_files([_jsonl(tmp_path / "t.jsonl", _rows(4, task=name))])
+    assert lesson.task_names == [name]
+
+
+def test_no_error_message_shows_the_server_folder(tmp_path):
+    """Uploads live in a server temp folder: every message names a file by its base name only."""
+    secret = tmp_path / "srv-secret-upload-dir"
+    (secret / "one").mkdir(parents=True)
+    (secret / "two").mkdir()
+    first = _jsonl(secret / "one" / "a.jsonl", _rows(4, task="same"))
+    second = _jsonl(secret / "two" / "b.jsonl", _rows(4, task="same"))
+    big = _jsonl(secret / "big.jsonl", _rows(1))
+    os.truncate(big, files.MAX_FILE_BYTES + 1)
+    dangling = secret / "dangling.jsonl"
+    dangling.symlink_to(secret / "nowhere")
+    # no FIFO here: before the fix it blocked the loader (test_fifo_is_refused_without_blocking)
+    cases = [[first, second], [big], [dangling], [secret / "one"], [secret / "missing.json"],
+             [_jsonl(secret / "bad.jsonl", ["{oops"])], [_write(secret / "u.json", "[1]")]]
+    for paths in cases:
+        with pytest.raises(LessonFileError) as info:
+            load_lesson_files(paths)
+        msg = str(info.value)
+        assert "srv-secret" not in msg and str(tmp_path) not in msg and "/" not in msg, msg
+    with pytest.raises(LessonFileError, match=r"^b\.jsonl: duplicate task name 'same' \(already loaded from a\.jsonl\)$"):
+        load_lesson_files([first, second])
