@@ -104,8 +104,14 @@ def cmd_validate(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for task in lesson.tasks:
-        print(f"{task.name}\t{len(task.train)} train\t{len(task.eval)} eval\t{task.scorer}")
+        print(f"{_shown_name(task.name)}\t{len(task.train)} train\t{len(task.eval)} eval\t{task.scorer}")
     return 0
+
+
+def _shown_name(name: str) -> str:
+    """A task name for one TSV cell: as is when every character prints, else repr-escaped and quoted.
+    The loader refuses tabs and newlines in names; this keeps one line per task should one get through."""
+    return name if name.isprintable() else repr(name)
 
 
 def cmd_compare(args) -> int:

@@ -110,3 +110,47 @@ def test_every_flag_of_every_command_has_help():
     assert seen >= 30
     text = parser()._subparsers._group_actions[0].choices["run"].format_help()
     assert "optimizer steps on each task" in text and "CIT_TORCH_THREADS" in text
+
+
+def _validate_bounded(*files, timeout=60):
+    """`validate` in a child under a 2 GiB address-space limit and a timeout: should the loader ever read
+    /dev/zero without end again, or block on a FIFO, this fails instead of taking the machine down."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
+    try:
+        return subprocess.run([sys.executable, "-m", "cit_core", "validate", *map(str, files)], capture_output=True,
+                              text=True, env=env, cwd=ROOT, timeout=timeout, preexec_fn=limit)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"validate did not finish in {timeout} s")
+
+
+@pytest.mark.skipif(not (hasattr(os, "mkfifo") and Path("/dev/zero").exists()), reason="needs a POSIX system")
+def test_validate_refuses_devices_and_fifos_at_once(tmp_path):
+    zero = tmp_path / "zero.jsonl"
+    zero.symlink_to("/dev/zero")
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    for path, kind in [(zero, "a device"), (fifo, "a pipe (FIFO)")]:
+        done = _validate_bounded(path)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr == f"error: {path.name}: cannot read file: it is {kind}, not a regular file\n"
+
+
+def test_validate_prints_one_line_per_task_whatever_the_names(tmp_path, monkeypatch, capsys):
+    """The loader refuses tabs and newlines in task names; should one get through, validate still
+    prints one line of four tab-separated fields per task."""
+    from cit_core import cli as cli_module
+    from cit_core.lessons import files
+    monkeypatch.setattr(files, "_name_problem", lambda name: None, raising=False)   # no name rule
+    names = ["two\nlines", "a\ttab", "plain name"]
+    rows = [{"task": n, "instruction": "Say it.", "input": f"x{i}", "output": "y"} for n in names for i in range(4)]
+    path = tmp_path / "names.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli_module.main(["validate", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(len(line.split("\t")) == 4 for line in lines), lines
+    assert lines[0].startswith("'two\\nlines'\t") and lines[2].startswith("plain name\t")
