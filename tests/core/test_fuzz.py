@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -72,11 +73,16 @@ def expect_error(paths, line: int | None = None, words: tuple[str, ...] = ()) ->
 text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF, exclude_categories=("Cc", "Cs")),
                min_size=1, max_size=12).filter(str.strip)
 
+# Task names the loader accepts: `text` may draw '<', '`' or only a soft hyphen (U+00AD), which the name
+# rules refuse on the task's first row, before the corruption a test expects
+task_name = text.filter(lambda s: not set("<>`") & set(s) and any(
+    not c.isspace() and unicodedata.category(c) not in ("Cf", "Zs") for c in s))
+
 
 @st.composite
 def jsonl_rows(draw):
     """Rows of 1-2 tasks, each with enough distinct inputs to split into train and eval."""
-    tasks = draw(st.lists(text, min_size=1, max_size=2, unique_by=str.strip))
+    tasks = draw(st.lists(task_name, min_size=1, max_size=2, unique_by=str.strip))
     rows = []
     for task in tasks:
         for i in range(draw(st.integers(4, 8))):
@@ -157,6 +163,31 @@ def test_jsonl_task_without_one_split(rows, which):
     task = rows[0]["task"].strip()
     missing = "held-out" if which == "train" else "training"
     expect_error([write(dump_jsonl(rows), ".jsonl")], words=(repr(task), missing))
+
+
+HOSTILE_NAMES = {
+    "invisible": (st.sampled_from(["\u200b", "\u00ad", "\u2060\ufeff", "\u00a0\u200b\u3000", "\u202e"]),
+                  "has no visible characters"),
+    "control": (st.sampled_from(["\n", "\t", "\u2028", "\u2029"]), "contains control character"),
+    "markup": (st.sampled_from(["<", ">", "`", "<script>", "<img src=x onerror=alert(1)>"]), "may not contain"),
+}
+
+
+@fuzz(40)
+@given(rows=jsonl_rows(), kind=st.sampled_from(sorted(HOSTILE_NAMES)), data=st.data())
+def test_jsonl_hostile_task_names_name_the_first_row_of_the_task(rows, kind, data):
+    """An invisible name, a name with a control character or markup: refused on the task's first row."""
+    chars, words = HOSTILE_NAMES[kind]
+    bad = data.draw(chars)
+    old = rows[-1]["task"]
+    # invisible: the whole name; otherwise the characters go inside a valid name (the loader strips the ends)
+    name = bad if kind == "invisible" else "x" + bad + old.strip()
+    for row in rows:
+        if row["task"] == old:
+            row["task"] = name
+    first = next(i for i, row in enumerate(rows) if row["task"] == name)
+    err = expect_error([write(dump_jsonl(rows), ".jsonl")], line=first + 1, words=(words, repr(name.strip())))
+    assert "\n" not in str(err)
 
 
 def test_jsonl_zero_instances_and_a_single_instance():
