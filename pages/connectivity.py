@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 
 import gradio as gr
-import plotly.graph_objects as go
 
 from cit_core import gallery
 from serve import compute
@@ -23,15 +22,14 @@ from cit_core.connectivity import (ProbeError, SavedRun, model_at, probe_trainer
 from cit_core.evaluate import generate_answers
 
 from . import source as src
-from .figures import FONT, GRID, OKABE_ITO, task_labels
+from .figures import task_labels
+from .figures.connectivity import curve_figure
 
 HOW_TO_READ = ("_How to read this: each curve is one seen task's loss (left) or accuracy (right) on the straight "
                "line from the weights after the first chosen task (a = 0) to those after the second (a = 1). A "
                "bump in the loss between the ends means the two solutions sit in different basins; a flat line "
                "means they are linearly connected. Points: where I-LoRA's slow / LCIA's EMA weights sit "
                "(their projection a* on the line). LoRA runs: 'factors' blends A and B, 'delta' blends ΔW = B·A._")
-HEIGHT = 340
-MARK_SYMBOLS = ["diamond", "star", "square", "triangle-up"]
 TRAINING_CHECK_S = 0.6      # a live run whose log moves within this window is training
 SAMPLES_PER_TASK = 2
 
@@ -42,43 +40,6 @@ _saved: dict[tuple, SavedRun] = {}             # the last rebuilt saved run (mod
 @dataclass
 class View:
     timer: gr.Timer
-
-
-# -- figures (plain data in, plotly out) ------------------------------------------------------------
-def curve_figure(result: dict, key: str, alpha: float | None = None) -> go.Figure:
-    """`key` is "loss" or "accuracy": one line per seen task over a, the marks as points, and a vertical
-    line at the slider's current a (where "Generate samples" and the table below evaluate)."""
-    fig = go.Figure()
-    labels = task_labels(result["tasks"])
-    title = "loss (mean token CE)" if key == "loss" else "accuracy"
-    for k, label in enumerate(labels):
-        colour = OKABE_ITO[k % len(OKABE_ITO)]
-        fig.add_trace(go.Scatter(x=result["a"], y=result[key][k], mode="lines+markers", name=label,
-                                 line=dict(color=colour), hovertemplate=f"{label}<br>a=%{{x:.2f}}<br>{key}=%{{y:.4f}}"
-                                 "<extra></extra>"))
-        for j, mark in enumerate(result.get("marks", [])):
-            fig.add_trace(go.Scatter(x=[mark["a"]], y=[mark[key][k]], mode="markers", showlegend=k == 0,
-                                     name=f"{mark['name']} (a*={mark['a']:.2f})", legendgroup=mark["name"],
-                                     marker=dict(color=colour, size=12, symbol=MARK_SYMBOLS[j % len(MARK_SYMBOLS)],
-                                                 line=dict(color="#000", width=1)),
-                                     hovertemplate=f"{mark['name']} · {label}<br>a*=%{{x:.3f}}<br>{key}=%{{y:.4f}}"
-                                     "<extra></extra>"))
-    names = result["tasks"]
-    fig.update_layout(template="none", height=HEIGHT, font=FONT, margin=dict(l=55, r=10, t=60, b=45),
-                      title=dict(text=f"{title}: task {result['from'] + 1} ({names[result['from']]}) → "
-                                      f"task {result['to'] + 1} ({names[result['to']]}), {result['variant']}",
-                                 font=dict(size=13)),
-                      xaxis=dict(title=dict(text="a", standoff=4), gridcolor=GRID),
-                      yaxis=dict(title=title, gridcolor=GRID),
-                      # the legend sits right of the plot: below it, it covered the x-axis title
-                      legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top", font=dict(size=11)))
-    if alpha is not None:
-        fig.add_vline(x=float(alpha), line=dict(color="#555", width=1.5, dash="dash"))
-        fig.add_annotation(x=float(alpha), y=1.0, yref="paper", text=f"slider a = {float(alpha):.2f}",
-                           showarrow=False, yanchor="bottom", font=dict(size=11, color="#555"))
-    if key == "accuracy":
-        fig.update_yaxes(range=[-0.02, 1.02])
-    return fig
 
 
 def accuracy_table(tasks: list[str], accuracies: list[float], a: float) -> str:

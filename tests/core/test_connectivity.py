@@ -103,6 +103,7 @@ def test_probe_run_on_saved_dir_without_live_model(lora_run):
 
 def test_page_computes_a_saved_run(lora_run, monkeypatch):
     from pages import connectivity as page
+    from pages.figures.connectivity import curve_figure
     _, root = lora_run
     monkeypatch.setenv("CIT_RUNS_DIR", str(root))
     with gr.Blocks():
@@ -111,7 +112,7 @@ def test_page_computes_a_saved_run(lora_run, monkeypatch):
     (root / "lora" / "connectivity.json").unlink(missing_ok=True)   # computed from the checkpoints
     result = page.compute_pair(None, None, "lora", "1. last_two", "2. has_seven", "delta", 2)
     assert result["variant"] == "delta" and len(result["loss"]) == 2
-    fig = page.curve_figure(result, "accuracy")
+    fig = curve_figure(result, "accuracy")
     assert len(fig.data) == 2 and list(fig.data[0].x) == [0.0, 1.0]
     text = page.at_alpha(None, None, "lora", result, 0.5, samples=True)
     assert text.count("\n|") >= 2 + 2 * page.SAMPLES_PER_TASK

@@ -1,6 +1,7 @@
 """Compare's figures drawn by plotly.js in Debian's chromium (issue 18): every run's legend entry, every
 subplot title and every tick label lies inside the figure (nothing clipped), and no two titles overlap.
-The figures are the page's own (pages/compare.py), written as standalone HTML (plotly.js inlined, offline)."""
+The figures are the page's own (pages/figures/compare.py), written as standalone HTML (plotly.js inlined,
+offline)."""
 from __future__ import annotations
 
 import pytest
@@ -8,6 +9,7 @@ from support.lessons import small_config, small_lesson
 
 from cit_core.trainer import Trainer
 from pages import compare as page
+from pages.figures import compare as compare_figures
 
 WIDTH = 1100                 # about the plot's width on the Compare tab in a 1280-px window
 
@@ -22,7 +24,8 @@ def figures(tmp_path_factory):
                 run_dir=root / name).run_to_end()
         records = page.load(["gallery: seqft", "gallery: replay", name, "gallery: smollm2-seqft_lora",
                              "gallery: inscl"])
-        yield records, {"curves": page.curves_figure(records), "matrices": page.matrices_figure(records)}
+        yield records, {"curves": compare_figures.curves_figure(records),
+                        "matrices": compare_figures.matrices_figure(records)}
 
 
 def boxes(pg, selector):

@@ -9,6 +9,7 @@ from support.lessons import small_config, small_lesson
 from cit_core import gallery
 from cit_core.trainer import Trainer
 from pages import compare as page
+from pages.figures import compare as compare_figures
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +90,8 @@ def test_layout_leaves_room_for_every_legend_line_and_the_titles(in_store):
     layout = curves.layout
     plot_h = layout.height - layout.margin.t - layout.margin.b
     below = -layout.legend.y * plot_h                     # pixels from the plot area's bottom to the legend
-    assert below >= page.AXIS_BELOW - 1
-    assert layout.margin.b >= below + page.LEGEND_LINE * len(names)
+    assert below >= compare_figures.AXIS_BELOW - 1
+    assert layout.margin.b >= below + compare_figures.LEGEND_LINE * len(names)
     assert layout.margin.t >= 80 and matrices.layout.margin.b >= 70 and matrices.layout.margin.r >= 60
 
 

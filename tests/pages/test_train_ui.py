@@ -15,11 +15,11 @@ from serve.registry import RunRegistry
 from pages.figures import analysis as af
 from pages.ask import answers_markdown
 from pages.coefficients import coefficient_view
-from pages.connectivity import curve_figure
+from pages.figures.connectivity import curve_figure
 from pages.embeddings import refresh as embeddings_refresh, scatter_figure
 from pages.source import LIVE
-from pages.train import (CARD_LATEX, TrainTab, build_train_tab, gallery_choices, method_card, readable,
-                         recording_note)
+from pages.train import CARD_LATEX, TrainTab, build_train_tab, method_card
+from serve.playback import gallery_choices, readable, recording_note
 from pages.workshop import WORKSHOPS, resolve
 
 
@@ -57,8 +57,9 @@ def _build_tab():
 
 def test_step_streams_its_progress_and_pauses_at_the_end():
     registry, tab = _build_tab()
-    controls = ["default", [], "seqft", "tiny", 6, 0.002, 8, 0, 0, 64, 0.25, ""]
-    frames = list(tab.step(None, 12, *controls))
+    controls = dict(lesson="default", files=[], method="seqft", model="tiny", steps_per_task=6, lr=0.002,
+                    batch_size=8, eval_every=0, seed=0, replay_per_task=64, replay_mix_ratio=0.25, method_options="")
+    frames = list(tab.step(None, 12, **controls))
     statuses = [f[1] for f in frames if isinstance(f[1], str)]
     stepping = [s for s in statuses if s.startswith("**▶ Stepping**")]
     assert len(stepping) >= 2, statuses                        # several updates while it runs
