@@ -18,6 +18,7 @@ import gradio as gr  # noqa: E402
 
 from serve import compute  # noqa: E402
 from serve.registry import RunRegistry  # noqa: E402
+from serve.startup import warm_imports  # noqa: E402
 from cit_core.settings import settings  # noqa: E402
 from serve.spaces_gpu import on_zero_gpu, queue_size_for, zero_gpu_train_chunk  # noqa: E402
 from pages.coefficients import build_coefficients_tab  # noqa: E402
@@ -28,7 +29,8 @@ from pages.forgetting import build_forgetting_tab  # noqa: E402
 from pages.runs import build_runs_tab  # noqa: E402
 from pages import source as src  # noqa: E402
 from pages.source import LIVE  # noqa: E402
-from pages.train import build_train_tab, train_concurrency  # noqa: E402
+from pages.train import build_train_tab  # noqa: E402
+from serve.controls import train_concurrency  # noqa: E402
 
 TITLE = "CIT Explorer"
 # pending events: 64 for one training slot, more where the hardware trains several runs at once
@@ -107,6 +109,7 @@ def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
     if registry is None:
         registry = RunRegistry(MAX_RUNS, IDLE_TTL_S)
     compute.configure(train_concurrency())      # torch work on as many threads as runs may train at once
+    warm_imports()                              # before any session: lazy library imports raced (issue 14)
     if on_zero_gpu():
         zero_gpu_train_chunk()                  # decorated with spaces.GPU now, before the app launches
     with gr.Blocks(title=TITLE) as demo:

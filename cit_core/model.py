@@ -7,6 +7,7 @@ The device is picked once, through accelerate.
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from .tokenize import COMPACT, VERBOSE, ByteTokenizer, HFTokenizer, PromptFormat
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # the instruction-tuned tiny base the project trains itself (`python -m cit_core pretrain`, README)
 TINY_INSTRUCT_DIR = Path(__file__).resolve().parent.parent / "assets" / "tiny-instruct"
+# a Hugging Face repo id: [owner/]name, letters, digits, '-', '_', '.', no '..' (what a public server accepts)
+HUB_ID = re.compile(r"(?!.*\.\.)[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 TINY_NAMES = ("tiny", "tiny-scratch")     # "tiny": the instruction-tuned base; "tiny-scratch": random init
 
 
@@ -140,18 +143,26 @@ def hub_allowed() -> bool:
 
 def load_hf(name: str, allow_download: bool, dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    local = Path(name).expanduser()
-    if local.is_dir():
+    if settings().public:
+        # a visitor of a public server names models, never server folders: looking a path up would tell
+        # them which folders exist (`/root` and `/nonexistent` must fail alike)
+        local = None
+    else:
+        local = Path(name).expanduser()
+    if local is not None and local.is_dir():
         source, offline = str(local), True
     else:
         may_download = allow_download and hub_allowed() and not settings().hf_offline
         source, offline = name, not may_download
+        if settings().public and not HUB_ID.fullmatch(name):
+            raise ModelUnavailable(f"model {name[:80]!r}: a public server loads tiny, smollm2 or a Hugging Face "
+                                   "id (owner/name), never a folder of the server")
     try:
         tok = AutoTokenizer.from_pretrained(source, local_files_only=offline, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(source, local_files_only=offline, dtype=dtype,
                                                      trust_remote_code=False)
     except (OSError, ValueError) as err:
-        if offline and not local.is_dir():
+        if offline and (local is None or not local.is_dir()):
             raise ModelUnavailable(
                 f"model {name!r} is neither a local folder nor in the local Hugging Face cache; "
                 "downloading is off (it needs 'allow download', a server with CIT_ALLOW_HUB not 0, "

@@ -12,6 +12,7 @@ memory budget would be worse than refusing to start.
 | `CIT_PORT` / `GRADIO_SERVER_PORT` | 7860 | the port the app binds (CIT_PORT wins) |
 | `CIT_PUBLIC` | 1 when `SPACE_ID` is set | a public server: sessions see only their own runs, per-run work is capped |
 | `CIT_RUNS_DIR` | `$XDG_CACHE_HOME/cit-explorer/runs` | the run store |
+| `CIT_STORE_MAX_MB` | 2048 | the run store's size cap: the oldest finished runs go first when a new run starts past it |
 | `CIT_CACHE` | `$XDG_CACHE_HOME/cit-explorer` | converted model weights (SmolLM2) |
 | `CIT_ALLOW_HUB` | 1 locally, 0 on a Space | whether a user may ask for a Hugging Face Hub download |
 | `CIT_TORCH_THREADS` | cores split over training runs, one core left free | torch threads per run |
@@ -31,7 +32,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NAMES = ("CIT_HOST", "GRADIO_SERVER_NAME", "CIT_PORT", "GRADIO_SERVER_PORT", "CIT_PUBLIC", "CIT_RUNS_DIR",
+NAMES = ("CIT_HOST", "GRADIO_SERVER_NAME", "CIT_PORT", "GRADIO_SERVER_PORT", "CIT_PUBLIC", "CIT_RUNS_DIR", "CIT_STORE_MAX_MB",
          "CIT_CACHE", "CIT_ALLOW_HUB", "CIT_TORCH_THREADS", "CIT_TRAIN_CONCURRENCY", "CIT_MAX_RUNS",
          "CIT_IDLE_TTL_S", "CIT_QUEUE_MAX", "CIT_MEM_BUDGET_MB", "CIT_GPU_DURATION", "CIT_CHUNK_KEY", "SPACE_ID",
          "SPACES_ZERO_GPU", "HF_HUB_OFFLINE", "XDG_CACHE_HOME", "HOME")
@@ -44,6 +45,7 @@ class Settings:
     port: int = 7860
     public: bool = False
     runs_dir: Path = Path("~/.cache/cit-explorer/runs")
+    store_max_mb: float = 2048.0
     cache_dir: Path = Path("~/.cache/cit-explorer")
     allow_hub: bool = True
     torch_threads: int | None = None
@@ -117,6 +119,7 @@ def from_env(env=None) -> Settings:
         port=r.positive(int, ("CIT_PORT", "GRADIO_SERVER_PORT"), 7860),
         public=r.flag("CIT_PUBLIC", space_id is not None),
         runs_dir=Path(r.text("CIT_RUNS_DIR") or cache / "cit-explorer" / "runs").expanduser(),
+        store_max_mb=r.positive(float, "CIT_STORE_MAX_MB", 2048.0),
         cache_dir=Path(r.text("CIT_CACHE") or cache / "cit-explorer").expanduser(),
         allow_hub=r.flag("CIT_ALLOW_HUB", space_id is None),
         torch_threads=r.positive(int, "CIT_TORCH_THREADS", None),

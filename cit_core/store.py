@@ -59,7 +59,35 @@ def new_run_name(cfg) -> str:
 
 
 def new_run_dir(cfg, root: Path | None = None) -> Path:
+    """A fresh run directory's path; the store is first pruned to its size cap (`prune`)."""
+    prune(root=root)
     return run_path(new_run_name(cfg), root)
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def prune(max_bytes: float | None = None, root: Path | None = None, busy: set[Path] | None = None) -> list[str]:
+    """Delete the oldest finished runs (summary.json written) until the store is under its size cap
+    (env CIT_STORE_MAX_MB). Unfinished runs are never deleted here: one may still be training, and a
+    paused run's owner may come back. Returns the names deleted."""
+    root = Path(root) if root is not None else runs_root()
+    limit = settings().store_max_mb * 2**20 if max_bytes is None else max_bytes
+    if not root.is_dir():
+        return []
+    busy = writing_dirs() if busy is None else busy
+    runs = [root / name for name in reversed(list_runs(root))]          # oldest first
+    sizes = {run: _size(run) for run in runs}
+    total, deleted = sum(sizes.values()), []
+    for run in runs:
+        if total <= limit:
+            break
+        if (run / "summary.json").is_file() and run.resolve() not in busy:
+            shutil.rmtree(run, ignore_errors=True)
+            total -= sizes[run]
+            deleted.append(run.name)
+    return deleted
 
 
 def track(trainer) -> None:
@@ -88,7 +116,7 @@ def delete_run(name: str, root: Path | None = None, busy: set[Path] | None = Non
     an unfinished run's recent writes, by another process). Returns the deleted path."""
     path = run_path(name, root)
     if path.is_symlink() or not path.is_dir():
-        raise RunNotFound(f"no run named {name!r} in {path.parent}")
+        raise RunNotFound(f"no run named {name!r} in the run store")     # never a server path
     if not ((path / "events.jsonl").is_file() or (path / "config.json").is_file()):
         raise RunNotFound(f"{name!r} is not a run directory; not deleting it")
     busy = writing_dirs() if busy is None else busy

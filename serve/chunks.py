@@ -141,6 +141,10 @@ _FUNCTIONS = {("serve.chunks", "_rebuild_tensor"), ("numpy._core.numeric", "_fro
               ("numpy.core.multiarray", "_reconstruct"), ("numpy", "dtype"), ("numpy", "ndarray"),
               ("torch", "device"), ("torch", "Size")}
 _SAFE_BUILTINS = {"dict", "list", "set", "frozenset", "tuple", "slice", "complex", "bytearray", "range"}
+# the only bound methods a state holds: peft keeps the base model's prepare_inputs_for_generation. Any
+# other name (pathlib.Path.write_text, unlink, ...) would let a state act when it is unpickled.
+_BOUND_METHODS = {"prepare_inputs_for_generation"}
+_MODEL_PACKAGES = ("transformers.", "peft.")
 
 
 def _restricted_getattr(obj, name: str):
@@ -149,10 +153,10 @@ def _restricted_getattr(obj, name: str):
     attribute walk can reach beyond the allowed classes."""
     if isinstance(obj, type) and issubclass(obj, enum.Enum) and name in obj.__members__:
         return obj.__members__[name]
-    if not name.startswith("_") and not isinstance(obj, type):
+    if name in _BOUND_METHODS and not isinstance(obj, type):
         found = getattr(obj, name, None)
         function = getattr(found, "__func__", None)
-        if getattr(found, "__self__", None) is obj and getattr(function, "__module__", "").startswith(_ALLOWED):
+        if getattr(found, "__self__", None) is obj and getattr(function, "__module__", "").startswith(_MODEL_PACKAGES):
             return found
     raise pickle.UnpicklingError(f"refusing getattr(<{type(obj).__name__}>, {name!r}) in a training state")
 

@@ -102,3 +102,39 @@ def test_runs_cli_lists_the_store(root, capsys):
     assert cells[0] == "listed" and cells[1] == "seqft" and cells[3] == "2 / 2"
     assert float(cells[4]) == round(trainer.log.summary["metrics"]["AP"], 3)
     assert store_row(load_run(root / "listed"))["AP"] == round(trainer.log.summary["metrics"]["AP"], 3)
+
+
+def _fake_run(root, name, age_s, finished=True, size=1000):
+    import os
+    import time as _time
+    run = root / name
+    run.mkdir()
+    (run / "events.jsonl").write_text("{}\n")
+    (run / "weights.bin").write_bytes(b"\0" * size)
+    if finished:
+        (run / "summary.json").write_text("{}")
+    stamp = _time.time() - age_s
+    os.utime(run / "events.jsonl", (stamp, stamp))
+    return run
+
+
+def test_the_store_is_pruned_oldest_finished_first(tmp_path):
+    """Past its size cap the store drops the oldest finished runs; unfinished and busy runs stay."""
+    from cit_core import store
+    oldest = _fake_run(tmp_path, "a-oldest", 400)
+    unfinished = _fake_run(tmp_path, "b-unfinished", 300, finished=False)
+    busy = _fake_run(tmp_path, "c-busy", 200)
+    middle = _fake_run(tmp_path, "d-middle", 100)
+    newest = _fake_run(tmp_path, "e-newest", 0)
+    per_run = store._size(oldest)
+    deleted = store.prune(max_bytes=3 * per_run, root=tmp_path, busy={busy.resolve()})
+    assert deleted == ["a-oldest", "d-middle"]          # c-busy is skipped, b-unfinished is never pruned
+    assert all(p.is_dir() for p in (unfinished, busy, newest)) and not oldest.exists() and not middle.exists()
+    assert store.prune(max_bytes=3 * per_run, root=tmp_path, busy=set()) == []    # under the cap: nothing
+
+
+def test_a_missing_run_message_names_no_server_path(tmp_path):
+    from cit_core import store
+    with pytest.raises(store.RunNotFound) as err:
+        store.delete_run("nothing-here", root=tmp_path)
+    assert str(tmp_path) not in str(err.value)

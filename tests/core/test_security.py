@@ -206,3 +206,15 @@ def test_build_model_with_a_hub_id_offline_is_a_clear_message(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(model_mod.ModelUnavailable, match="downloading is off"):
         model_mod.build_model(ModelConfig(name="no-such-org/no-such-model-xyz", allow_download=True), seed=0)
+
+
+def test_a_public_server_never_looks_up_a_model_folder(monkeypatch, tmp_path):
+    """`?model=/root` and `?model=/nonexistent` must fail alike on a public server (no folder probing)."""
+    from cit_core import model as model_module
+    monkeypatch.setenv("CIT_PUBLIC", "1")
+    messages = []
+    for name in (str(tmp_path), str(tmp_path / "nonexistent"), "../assets", "~"):
+        with pytest.raises(model_module.ModelUnavailable) as err:
+            model_module.load_hf(name, allow_download=False, dtype=None)
+        messages.append(str(err.value).replace(name[:80], "<name>"))
+    assert len(set(messages)) == 1 and "never a folder" in messages[0]

@@ -173,6 +173,8 @@ class _Evil:
     (pickle.dumps(torch.load), "torch.serialization.load"),               # functions of allowed packages
     (b"\x80\x05cnumpy\nmemmap\n.", "numpy.memmap"),                      # classes outside the list
     (b"\x80\x05ctorch.nn\nfunctional\n.", "torch.nn.functional"),          # modules
+    (pickle.dumps(Path("/tmp/cit-never-written").write_text), "refusing getattr"),   # a method of an
+    (pickle.dumps(Path("/tmp/cit-never-written").unlink), "refusing getattr"),       # allowed class
 ])
 def test_the_unpickler_resolves_only_the_engines_classes(payload, refused):
     """Defence in depth behind the signature: even a signed payload can only name allowed classes."""
