@@ -35,7 +35,8 @@ def build_config(args) -> RunConfig:
             raise ConfigError(f"--option expects key=value, got {item!r}")
         options[key] = _parse_value(value)
     from .methods import resolve
-    return resolve(RunConfig(method=args.method, model=ModelConfig(name=args.model), train=TrainConfig(**train),
+    model = ModelConfig(name=args.model, allow_download=args.allow_download)
+    return resolve(RunConfig(method=args.method, model=model, train=TrainConfig(**train),
                              lesson=LessonConfig(name=args.lesson, files=list(args.tasks or [])),
                              method_options=options))
 
@@ -210,6 +211,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="tiny", metavar="MODEL",
                    help="tiny (the instruction-tuned base), tiny-scratch (random init), smollm2, or a Hugging "
                         "Face id or folder (default: tiny)")
+    p.add_argument("--allow-download", dest="allow_download", action="store_true",
+                   help="let --model download a Hugging Face Hub id (needs network; off by default: nothing "
+                        "is downloaded unless you ask)")
     p.add_argument("--steps-per-task", dest="steps_per_task", type=int, metavar="N", help=_knob_help("steps_per_task"))
     p.add_argument("--lr", type=float, help=_knob_help("lr"))
     p.add_argument("--batch-size", dest="batch_size", type=int, metavar="N", help=_knob_help("batch_size"))

@@ -141,6 +141,20 @@ def hub_allowed() -> bool:
     return settings().allow_hub
 
 
+DOWNLOAD_HOW = ("To download it, allow downloads: `--allow-download` on the command line, the 'allow download' "
+                "box on the Train tab, or `allow_download=1` in a link (a server with CIT_ALLOW_HUB=0 or "
+                "HF_HUB_OFFLINE=1 never downloads).")
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether the local Hugging Face cache holds the repo's config.json (read from disk, no network)."""
+    from huggingface_hub import try_to_load_from_cache
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:                      # not a valid repo id
+        return False
+
+
 def load_hf(name: str, allow_download: bool, dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     if settings().public:
@@ -157,16 +171,18 @@ def load_hf(name: str, allow_download: bool, dtype):
         if settings().public and not HUB_ID.fullmatch(name):
             raise ModelUnavailable(f"model {name[:80]!r}: a public server loads tiny, smollm2 or a Hugging Face "
                                    "id (owner/name), never a folder of the server")
+        if offline and not _in_hub_cache(name):
+            # refuse here: transformers, even with local_files_only=True, first asks DNS for huggingface.co
+            raise ModelUnavailable(f"model {name[:80]!r} is neither a local folder nor in the local Hugging Face "
+                                   f"cache, and downloading is off. {DOWNLOAD_HOW}")
     try:
         tok = AutoTokenizer.from_pretrained(source, local_files_only=offline, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(source, local_files_only=offline, dtype=dtype,
                                                      trust_remote_code=False)
     except (OSError, ValueError) as err:
         if offline and (local is None or not local.is_dir()):
-            raise ModelUnavailable(
-                f"model {name!r} is neither a local folder nor in the local Hugging Face cache; "
-                "downloading is off (it needs 'allow download', a server with CIT_ALLOW_HUB not 0, "
-                "HF_HUB_OFFLINE unset and network)") from err
+            raise ModelUnavailable(f"model {name[:80]!r} is not complete in the local Hugging Face cache and "
+                                   f"downloading is off. {DOWNLOAD_HOW}") from err
         raise ModelUnavailable(f"could not load model {name!r}: {err}") from err
     return model, tok
 
