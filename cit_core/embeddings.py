@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .panels import matrix
+
 SEED = 0                  # UMAP's random_state: the same lesson gives the same map
 MAX_PROMPTS_PER_TASK = 50  # prompts are optional extra points; a cap keeps the map readable and fast
 CACHE_DIR = "embeddings_cache"
@@ -288,80 +290,12 @@ def _quiet(fn, *args):
 
 
 # -- similarity matrices ---------------------------------------------------------------------------
-def _matrix(labels, values, columns=None, source="logged", note="") -> dict:
-    out = {"labels": list(labels), "values": [[None if v is None else float(v) for v in row] for row in values],
-           "source": source, "note": note}
-    if columns is not None and list(columns) != list(labels):
-        out["columns"] = list(columns)
-    return out
-
-
-def _by_task(log, key: str, tasks: list[str]) -> list[list]:
-    """Rows = the task whose start logged `info[key]` ({old task: value}); columns = tasks."""
-    rows = []
-    for t, name in enumerate(tasks):
-        info = log.task_info[t] if t < len(log.task_info) else {}
-        values = info.get(key) or {}
-        rows.append([values.get(c) for c in tasks])
-    return rows
-
-
 def logged_matrices(log) -> dict[str, dict]:
-    """The matrices the run's method logged, by name; empty for methods that log none."""
-    tasks = list(log.tasks)
-    infos = list(log.task_info)
-    out = {}
-    if any("distances" in i for i in infos):
-        out["InsCL Wasserstein distance"] = _matrix(
-            tasks, _by_task(log, "distances", tasks),
-            note="row: task starting; column: earlier task; 1-Wasserstein distance of instruction embeddings")
-    if any("allocation" in i for i in infos):
-        out["InsCL replay allocation"] = _matrix(
-            tasks, _by_task(log, "allocation", tasks),
-            note="row: task starting; column: earlier task; examples of it replayed (more for farther tasks)")
-    if any("tir_similarity" in i for i in infos):
-        out["TIR cosine similarity"] = _matrix(
-            tasks, _by_task(log, "tir_similarity", tasks),
-            note="row: task starting; column: earlier task; cosine of mean instruction embeddings")
-        out["TIR penalty weight"] = _matrix(
-            tasks, _by_task(log, "weights", tasks),
-            note="row: task starting; column: earlier task; weight of that task's penalty")
-    if any("similarities" in i and "decision" in i for i in infos):
-        out.update(_lcia_matrices(log, tasks))
-    confusion = _last_confusion(log)
-    if confusion is not None:
-        out["SwitchCIT router confusion"] = _matrix(
-            tasks[:len(confusion)], confusion,
-            note="row: true task; column: task the switch routed its held-out prompts to (counts)")
-    return out
+    """The matrices the run's method logged, by name (each method reads its own typed info records);
+    empty for methods that log none."""
+    from .displays import logged_matrices as method_matrices     # the method registry loads torch: on use
 
-
-def _lcia_matrices(log, tasks) -> dict[str, dict]:
-    infos = [i for i in log.task_info[:len(tasks)]]
-    groups = []
-    for info in infos:
-        for name in [*(info.get("similarities") or {}), info.get("adapter")]:
-            if name is not None and name not in groups:
-                groups.append(name)
-    rows = [f"{t} ({i.get('decision', '?')})" for t, i in zip(tasks, infos)]
-    sims = [[(i.get("similarities") or {}).get(g) for g in groups] for i in infos]
-    member = [[1.0 if i.get("adapter") == g else 0.0 for g in groups] for i in infos]
-    return {
-        "LCIA TF-IDF similarity to groups": _matrix(
-            rows, sims, groups, note="row: task starting (its decision); column: existing group; "
-                                     "mean TF-IDF cosine to the group's instructions (retrain if ≥ τ)"),
-        "LCIA retrain/expand groups": _matrix(
-            rows, member, groups, note="row: task; column: group (LoRA adapter) it trained: 1 = trained"),
-    }
-
-
-def _last_confusion(log):
-    best = None
-    for info in [*log.task_info, *log.task_end_info]:
-        conf = info.get("switch_confusion")
-        if conf and (best is None or len(conf) >= len(best)):
-            best = conf
-    return best
+    return method_matrices(log)
 
 
 def computed_matrices(points: Points, vectors: np.ndarray) -> dict[str, dict]:
@@ -379,10 +313,10 @@ def computed_matrices(points: Points, vectors: np.ndarray) -> dict[str, dict]:
     texts = {n: [points.texts[i] for i in by_task[n]] for n in names}
     tfidf = [[tfidf_similarity(texts[a], texts[b]) for b in names] for a in names]
     return {
-        "Instruction cosine (task means)": _matrix(
+        "Instruction cosine (task means)": matrix(
             names, cosine.tolist(), source="computed",
             note="cosine of the tasks' mean MiniLM instruction embeddings (TIR's similarity)"),
-        "TF-IDF similarity": _matrix(
+        "TF-IDF similarity": matrix(
             names, tfidf, source="computed",
             note="mean TF-IDF cosine over all instruction pairs (LCIA's similarity)"),
     }

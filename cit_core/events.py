@@ -90,6 +90,33 @@ EVENT_TYPES = {cls.__name__: cls for cls in (RunStarted, TaskStarted, StepLogged
                                              CoefficientsLogged, Checkpointed, DriftLogged, RunFailed, RunEnded)}
 
 
+class InfoRecord:
+    """Base of the typed records a method puts in TaskStarted / TaskEnded `info`.
+
+    Fields are named like the JSON keys (or carry `metadata={"key": ...}` where the key is no Python name,
+    such as "lambda"), so run files and recordings keep the same JSON: to_dict leaves out fields that are
+    None (keys a task did not log) and keeps the field order; from_dict reads the keys that are there and
+    leaves the rest at their defaults (an older run, a task that took another branch). Subclasses are
+    frozen dataclasses whose fields all have defaults."""
+
+    def to_dict(self) -> dict:
+        return {_info_key(f): getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict | None):
+        data = data or {}
+        return cls(**{f.name: data[_info_key(f)] for f in fields(cls) if _info_key(f) in data})
+
+    @classmethod
+    def read_all(cls, infos: list[dict]) -> list:
+        """One record per logged info dict (a RunLog's task_info or task_end_info)."""
+        return [cls.from_dict(info) for info in infos]
+
+
+def _info_key(f) -> str:
+    return f.metadata.get("key", f.name)
+
+
 def event_to_dict(event) -> dict:
     return {"type": type(event).__name__, **asdict(event)}
 

@@ -2,6 +2,16 @@
 
 The trainer owns the loop and the optimizer; a method only changes data, adds loss terms, updates
 shadow weights and returns numbers to log. Every hook has a no-op default.
+
+Rules every method keeps:
+- Its state pickles between any two steps. On a ZeroGPU Space training runs in short chunks that take
+  the whole training state (model, optimizer, method) in and out by pickle (serve/chunks.py), so a
+  method holds plain data, tensors, modules and module-level classes only: no lambdas or closures (as
+  forward hooks either: see I-LoRA's _HiddenStateHook), no open files, threads or generators. The
+  contract test pickles every method's state in the middle of its second task.
+- Info dicts (before_task, after_task) are JSON: a method writes them through its typed records
+  (events.InfoRecord) and its displays read them back the same way.
+- Displays (short_title, panels, matrices) read a RunLog only: a saved run or a recording has no model.
 """
 from __future__ import annotations
 
@@ -72,3 +82,21 @@ class Method:
     def use_for_inference(self, adapter: str | None):
         """Context in which generation uses `adapter` (one routed group); restores training state after."""
         return contextlib.nullcontext()
+
+    # -- displays: read from a RunLog alone (live, saved or recorded run), never from the model -----------
+    @classmethod
+    def short_title(cls) -> str:
+        """The title without its parenthesis ("LCIA"), as views name the method."""
+        return cls.title.split(" (")[0]
+
+    @classmethod
+    def panels(cls, log) -> list:
+        """What the Coefficients view shows for a run of this method: cit_core/panels.py records (the first
+        heatmap or message is the figure; every panel adds its table). Empty = no balance coefficients."""
+        return []
+
+    @classmethod
+    def matrices(cls, log) -> dict[str, dict]:
+        """Task x task matrices the method logged in its TaskStarted / TaskEnded info, for the Embeddings
+        view, by name (panels.matrix layout: labels, values, columns, note)."""
+        return {}

@@ -35,14 +35,16 @@ as it was when the step began), and ‖θ_s − θ_f‖ per tensor after the upd
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
 from ..config import knob, validate
 from ..data import Pool
+from ..events import InfoRecord
 from ..model import lora_config
+from ..panels import Message, Table, row_means, step_heatmap
 from ..tokenize import IGNORE_INDEX
 from .base import Method
 from .lora_tools import active_adapter, adapter_parameters, copy_adapter, short_names, state_of, train_only
@@ -66,6 +68,28 @@ class ILoRAOptions:
 
     def __post_init__(self):
         validate(self)
+
+
+@dataclass(frozen=True)
+class ILoRATaskStart(InfoRecord):
+    """TaskStarted info: the replay buffer the task mixes in, and λ."""
+
+    buffer: int | None = None
+    buffer_per_task: list | None = None      # buffered examples per earlier task (once the buffer fills)
+    lam: float | None = field(default=None, metadata={"key": "lambda"})
+
+
+@dataclass(frozen=True)
+class ILoRATaskEnd(InfoRecord):
+    """TaskEnded info: the buffer size and how far the slow learner trails the fast one."""
+
+    buffer: int | None = None
+    slow_fast_distance: float | None = None   # ‖θ_s − θ_f‖₂ over all LoRA tensors
+
+
+HOW_TO_READ = ("How to read this: each row is one LoRA tensor, each column a step; the colour is the distance "
+               "between the slow learner (used for answers) and the fast one (trained). Large = the slow learner "
+               "lags behind (stable, protects old tasks); λ sets how fast it follows. The bar: mean distance.")
 
 
 def token_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,14 +197,14 @@ class ILoRA(Method):
     def before_task(self, index, task, pools):
         self._fast_h = {}
         if not self.buffer:
-            return pools, {"buffer": 0, "lambda": self.options.ema_lambda}
+            return pools, ILoRATaskStart(0, lam=self.options.ema_lambda).to_dict()
         current = pools[0]
         current.weight = 1.0 - self.options.mix_ratio
         by_task = [0] * index                  # buffered examples per earlier task
         for _, t in self.buffer:
             by_task[t] += 1
         return ([current, Pool(list(self.buffer), self.options.mix_ratio, name="buffer")],
-                {"buffer": len(self.buffer), "buffer_per_task": by_task, "lambda": self.options.ema_lambda})
+                ILoRATaskStart(len(self.buffer), by_task, self.options.ema_lambda).to_dict())
 
     def after_task(self, index, task):
         order = list(task.train)
@@ -195,7 +219,7 @@ class ILoRA(Method):
                 if j < size:
                     self.buffer[j] = (ex, index)
         self._fast_h = {}
-        return {"buffer": len(self.buffer), "slow_fast_distance": self.distance()}
+        return ILoRATaskEnd(len(self.buffer), self.distance()).to_dict()
 
     # -- loss ---------------------------------------------------------------------------------
     def loss(self, batch, out):
@@ -282,3 +306,24 @@ class ILoRA(Method):
 
     def use_for_inference(self, adapter):
         return active_adapter(self.model, adapter)
+
+    # -- displays -----------------------------------------------------------------------------
+    @classmethod
+    def panels(cls, log):
+        """‖θ_slow − θ_fast‖ per LoRA tensor per step (how far the slow learner trails; λ is fixed) and the
+        distance and buffer size at each task end."""
+        if not log.coefficients:
+            return [Message("No step trained yet.", how=HOW_TO_READ)]
+        lam = log.config.get("method_options", {}).get("ema_lambda")
+        lam_text = f"λ = {lam:g}" if lam is not None else "λ fixed"
+        heat = step_heatmap(log, title=f"I-LoRA: ‖θ_slow − θ_fast‖ per tensor after each step "
+                                       f"({lam_text}: slow ← λ·slow + (1−λ)·fast)",
+                            value_name="‖θs−θf‖", how=HOW_TO_READ, side_title="mean distance", side_log=True,
+                            table_label="distance")
+        ends = ILoRATaskEnd.read_all(log.task_end_info)
+        rows = tuple((f"{i + 1}. {log.tasks[i]}",
+                      format(float("nan") if e.slow_fast_distance is None else e.slow_fast_distance, ".4g"),
+                      "·" if e.buffer is None else str(e.buffer)) for i, e in enumerate(ends))
+        per_task = Table(("task", "‖θ_slow − θ_fast‖ at its end (all tensors)", "buffer size"), rows,
+                         numeric=(False, True, True))
+        return [replace(heat, side=tuple(row_means(heat.values))), per_task]

@@ -39,10 +39,23 @@ from ..buffer import (allocate_budget, extract_tags, insinfo_scores, instruction
                       normalise_tag)
 from ..config import knob, validate
 from ..data import Pool
+from ..events import InfoRecord
+from ..panels import by_task, matrix
 from .base import Method
 
 
 INFO_TOP = 50
+
+
+@dataclass(frozen=True)
+class InsCLTaskStart(InfoRecord):
+    """TaskStarted info: the replay drawn for this task, per earlier task."""
+
+    replayed: int | None = None
+    budget: int | None = None
+    distances: dict | None = None      # earlier task -> 1-Wasserstein distance of instruction embeddings
+    allocation: dict | None = None     # earlier task -> examples of it replayed
+    insinfo: dict | None = None        # earlier task -> its best-scored instructions (InsInfo sampling)
 
 
 @dataclass
@@ -122,7 +135,7 @@ class InsCL(Method):
 
     def before_task(self, index, task, pools):
         if index == 0:
-            return pools, {"replayed": 0}
+            return pools, InsCLTaskStart(0).to_dict()
         names = self.ctx.lesson.task_names
         budget = self.options.per_task * index
         dist = self.distances(index, task)
@@ -133,18 +146,33 @@ class InsCL(Method):
         for i, n in enumerate(alloc):
             kept = self.select(self.ctx.lesson.tasks[i], n, scores[i] if scores else None)
             stored.extend((ex, i) for ex in kept)
-        info = {"replayed": len(stored), "budget": budget,
-                "distances": {names[i]: round(d, 6) for i, d in enumerate(dist)},
-                "allocation": {names[i]: n for i, n in enumerate(alloc)}}
-        if scores:     # the 50 best-scored instructions per old task (a lesson may have thousands)
-            info["insinfo"] = {names[i]: dict(sorted(((ins, round(s, 6)) for ins, s in scores[i].items()),
-                                                     key=lambda kv: -kv[1])[:INFO_TOP])
-                               for i in range(index)}
+        # the 50 best-scored instructions per old task (a lesson may have thousands)
+        best = None if not scores else {
+            names[i]: dict(sorted(((ins, round(s, 6)) for ins, s in scores[i].items()),
+                                  key=lambda kv: -kv[1])[:INFO_TOP])
+            for i in range(index)}
+        info = InsCLTaskStart(len(stored), budget, {names[i]: round(d, 6) for i, d in enumerate(dist)},
+                              {names[i]: n for i, n in enumerate(alloc)}, best).to_dict()
         if not stored:
             return pools, info
         current = pools[0]
         current.weight = 1.0 - self.options.mix_ratio
         return [current, Pool(stored, self.options.mix_ratio, name="buffer")], info
+
+    @classmethod
+    def matrices(cls, log):
+        """The distance to each earlier task and the replay it got, at each task start."""
+        tasks, starts = list(log.tasks), InsCLTaskStart.read_all(log.task_info)
+        if not any(s.distances is not None for s in starts):
+            return {}
+        return {
+            "InsCL Wasserstein distance": matrix(
+                tasks, by_task([s.distances for s in starts], tasks),
+                note="row: task starting; column: earlier task; 1-Wasserstein distance of instruction embeddings"),
+            "InsCL replay allocation": matrix(
+                tasks, by_task([s.allocation for s in starts], tasks),
+                note="row: task starting; column: earlier task; examples of it replayed (more for farther tasks)"),
+        }
 
 
 __all__ = ["InsCL", "InsCLOptions", "task_tags"]

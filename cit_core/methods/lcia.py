@@ -36,12 +36,14 @@ to its own group in after_task, the decision and the similarities in TaskStarted
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from ..config import knob, validate
+from ..events import InfoRecord
 from ..model import lora_config
+from ..panels import Message, Table, cells_equal_to, matrix, row_means, step_heatmap
 from ..similarity import TFIDF_MODES, tfidf_similarity
 from .base import Method
 from .lora_tools import active_adapter, adapter_parameters, copy_adapter, short_names, state_of, train_only
@@ -139,6 +141,39 @@ def choose_group(instructions: list[str], codebooks: list[list[str]], tau: float
     return None, sims
 
 
+@dataclass(frozen=True)
+class LCIATaskStart(InfoRecord):
+    """TaskStarted info: the retrain-or-expand decision and the similarity to every existing group."""
+
+    decision: str | None = None          # "retrain" or "expand"
+    group: int | None = None
+    adapter: str | None = None
+    dema: bool | None = None             # the task trains with the adaptive EMA
+    similarities: dict | None = None     # group adapter -> TF-IDF similarity
+    tau: float | None = None
+    groups: int | None = None
+
+
+@dataclass(frozen=True)
+class LCIATaskEnd(InfoRecord):
+    """TaskEnded info: the fallback share per tensor (DEMA tasks only) and the routing accuracy."""
+
+    group: int | None = None
+    dema: bool | None = None
+    fallback_share: dict | None = None       # tensor -> share of steps whose α fell back
+    fallback_share_mean: float | None = None
+    routing_accuracy: list | None = None     # per seen task: share of held-out prompts routed home
+
+
+HOW_TO_READ = ("How to read this: each row is one LoRA tensor, each column a training step; brighter = larger "
+               "α, i.e. the EMA copy θ* follows the live weights faster (more plasticity); dark = θ* holds on "
+               "to earlier tasks. × marks steps where the adaptive α was outside (0, 1) and LCIA used its "
+               "fixed fallback; the bar on the right is each tensor's share of such steps.")
+NO_ALPHA_YET = ("No α logged yet: LCIA logs α only while a task retrains an existing group (DEMA). On the "
+                "default lesson at the default τ = 0.30 that is task 3, first_two (phrased like last_two); "
+                "on another lesson, lower τ (option tau) to make tasks share groups.")
+
+
 @dataclass
 class Group:
     adapter: str
@@ -191,9 +226,10 @@ class LCIA(Method):
         self.dema = (DEMA(params, self.options.fallback, self.options.ema_start) if decision == "retrain"
                      else None)
         self._route_memo.clear()
-        return pools, {"decision": decision, "group": k, "adapter": group.adapter, "dema": self.dema is not None,
-                       "similarities": {g.adapter: round(s, 4) for g, s in zip(self.groups, sims)},
-                       "tau": self.options.tau, "groups": len(self.groups)}
+        info = LCIATaskStart(decision, k, group.adapter, self.dema is not None,
+                             {g.adapter: round(s, 4) for g, s in zip(self.groups, sims)},
+                             self.options.tau, len(self.groups))
+        return pools, info.to_dict()
 
     def after_step(self, step):
         if self.dema is None:
@@ -202,19 +238,19 @@ class LCIA(Method):
 
     def after_task(self, index, task):
         self.last_trained = self.current
-        info = {"group": self.current, "dema": self.dema is not None}
-        if self.dema is not None:
+        dema, share = self.dema is not None, None
+        if dema:
             self.dema.replace_live()
             share = self.dema.fallback_share()
-            info["fallback_share"] = {self.short[n]: v for n, v in share.items()}
-            info["fallback_share_mean"] = sum(share.values()) / max(1, len(share))
             self.dema = None
         # share of each seen task's held-out prompts that route to the group that trained it
         home = {t: k for k, g in enumerate(self.groups) for t in g.tasks}
-        info["routing_accuracy"] = [
-            sum(r == self.groups[home[t]].adapter for r in self.route(seen.eval)) / len(seen.eval)
-            for t, seen in enumerate(self.ctx.lesson.tasks[:index + 1])]
-        return info
+        routing = [sum(r == self.groups[home[t]].adapter for r in self.route(seen.eval)) / len(seen.eval)
+                   for t, seen in enumerate(self.ctx.lesson.tasks[:index + 1])]
+        info = LCIATaskEnd(self.current, dema,
+                           None if share is None else {self.short[n]: v for n, v in share.items()},
+                           None if share is None else sum(share.values()) / max(1, len(share)), routing)
+        return info.to_dict()
 
     def extra_states(self):
         """While a DEMA task runs: its EMA θ* ("ema", which replaces the live weights at the task end) and
@@ -250,3 +286,55 @@ class LCIA(Method):
 
     def use_for_inference(self, adapter):
         return active_adapter(self.model, adapter)
+
+    # -- displays -----------------------------------------------------------------------------
+    @classmethod
+    def panels(cls, log):
+        """α per tensor per step (× where it fell back, the fallback share per tensor beside each row) and
+        each task's decision; a note instead of the heatmap until some task retrains a group."""
+        if not log.coefficients:
+            # tasks that open a new group train plain LoRA: no α until some task retrains a group
+            return [Message(NO_ALPHA_YET, how=f"{NO_ALPHA_YET} {HOW_TO_READ}"), cls.decisions(log)]
+        fallback = float(log.config.get("method_options", {}).get("fallback", LCIAOptions().fallback))
+        heat = step_heatmap(log, title=f"LCIA: α per tensor per step (fallback α = {fallback:g})",
+                            value_name="α", how=HOW_TO_READ, side_title="fallback share", table_label="α",
+                            side_in_table=True)
+        marks = cells_equal_to(heat.values, fallback)
+        heat = replace(heat, marks=marks, side=tuple(row_means(marks)))
+        return [heat, cls.decisions(log)]
+
+    @staticmethod
+    def decisions(log) -> Table:
+        """Each task's decision (TaskStarted) and its own fallback count (TaskEnded)."""
+        ends = LCIATaskEnd.read_all(log.task_end_info)
+        rows = []
+        for i, start in enumerate(LCIATaskStart.read_all(log.task_info)):
+            mean = ends[i].fallback_share_mean if i < len(ends) else None
+            rows.append((f"{i + 1}. {log.tasks[i]}", start.decision or "·",
+                         "·" if start.group is None else str(start.group), "yes" if start.dema else "no",
+                         "·" if mean is None else f"{mean:.3f}"))
+        return Table(("task", "decision", "group", "DEMA", "fallback share (mean over tensors)"), tuple(rows),
+                     numeric=(False, False, True, False, True))
+
+    @classmethod
+    def matrices(cls, log):
+        """Each task's TF-IDF similarity to the groups that existed when it started, and the group it trained."""
+        tasks = list(log.tasks)
+        starts = LCIATaskStart.read_all(log.task_info[:len(tasks)])
+        if not any(s.similarities is not None and s.decision is not None for s in starts):
+            return {}
+        groups = []
+        for start in starts:
+            for name in [*(start.similarities or {}), start.adapter]:
+                if name is not None and name not in groups:
+                    groups.append(name)
+        rows = [f"{t} ({s.decision or '?'})" for t, s in zip(tasks, starts)]
+        sims = [[(s.similarities or {}).get(g) for g in groups] for s in starts]
+        member = [[1.0 if s.adapter == g else 0.0 for g in groups] for s in starts]
+        return {
+            "LCIA TF-IDF similarity to groups": matrix(
+                rows, sims, groups, note="row: task starting (its decision); column: existing group; "
+                                         "mean TF-IDF cosine to the group's instructions (retrain if ≥ τ)"),
+            "LCIA retrain/expand groups": matrix(
+                rows, member, groups, note="row: task; column: group (LoRA adapter) it trained: 1 = trained"),
+        }

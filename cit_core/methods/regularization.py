@@ -35,12 +35,14 @@ step = that first step) and repeated in after_task's info; TIR weights and simil
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..config import knob, validate
+from ..events import InfoRecord
+from ..panels import Heatmap, Markdown, Message, by_task, matrix, named_grid
 from ..tokenize import IGNORE_INDEX
 from .base import Method
 
@@ -70,6 +72,30 @@ class TIROptions(EWCOptions):
                      choices=("ewc", "mas"))
     direction: str = knob("lighter", "'lighter': similar old task -> lighter penalty, w = 1 - s [our default, "
                           "unverified]; 'heavier': w = s", choices=("lighter", "heavier"))
+
+
+@dataclass(frozen=True)
+class PenaltyTaskStart(InfoRecord):
+    """TaskStarted info: how many earlier tasks the penalty anchors, and the weight w_i of each."""
+
+    regularized_tasks: int | None = None
+    lam: float | None = field(default=None, metadata={"key": "lambda"})
+    weights: dict | None = None              # earlier task -> w_i
+    tir_direction: str | None = None         # TIR only
+    tir_similarity: dict | None = None       # TIR only: earlier task -> cosine of mean instruction embeddings
+
+
+@dataclass(frozen=True)
+class ImportanceTaskEnd(InfoRecord):
+    """TaskEnded info: the importance Ω of the task just finished, summed per layer."""
+
+    importance_total: float | None = None
+    importance_mass: dict | None = None      # layer -> Σ Ω over its tensors
+
+
+HOW_TO_READ = ("How to read this: each row is one layer, each column the task just finished; the colour is "
+               "the importance mass Σ Ω of that layer (log scale): the penalty holds heavy layers near their "
+               "values after that task. The bar: mass summed over tasks.")
 
 
 def tir_weights(current_key, old_keys, direction: str = "lighter") -> tuple[list[float], list[float]]:
@@ -119,18 +145,19 @@ class Regularized(Method):
 
     # -- weights -----------------------------------------------------------------------------
     def task_weights(self, index, task) -> tuple[list[float], dict]:
+        """(w_i per earlier task, extra PenaltyTaskStart fields that explain them)."""
         return [1.0] * len(self.anchors), {}
 
     def before_task(self, index, task, pools):
         self.folded, self.constant = [], 0.0
         if not self.anchors:
-            return pools, {"regularized_tasks": 0}
-        weights, info = self.task_weights(index, task)
+            return pools, PenaltyTaskStart(0).to_dict()
+        weights, similarity = self.task_weights(index, task)
         self._fold(weights)
         names = self.ctx.lesson.task_names
-        info = {"regularized_tasks": len(self.anchors), "lambda": self.options.lam,
-                "weights": {names[i]: round(w, 6) for i, w in enumerate(weights)}, **info}
-        return pools, info
+        info = PenaltyTaskStart(len(self.anchors), self.options.lam,
+                                {names[i]: round(w, 6) for i, w in enumerate(weights)}, **similarity)
+        return pools, info.to_dict()
 
     @torch.no_grad()
     def _fold(self, weights):
@@ -207,10 +234,37 @@ class Regularized(Method):
             layer = layer_of(name)
             masses[layer] = masses.get(layer, 0.0) + float(value.sum())
         self.pending_masses = masses           # logged as coefficients on the next task's first step
-        return {"importance_total": sum(masses.values()), "importance_mass": masses}
+        return ImportanceTaskEnd(sum(masses.values()), masses).to_dict()
 
     def task_key(self, task):
         return None
+
+    # -- displays -----------------------------------------------------------------------------
+    @classmethod
+    def panels(cls, log):
+        """The importance mass per layer after each task (what the penalty anchors), and the weight of
+        each earlier task's penalty at each task start."""
+        name = cls.title.split(" ")[0]
+        masses = [e.importance_mass for e in ImportanceTaskEnd.read_all(log.task_end_info)
+                  if isinstance(e.importance_mass, dict)]
+        if not masses:
+            return [Message(f"No importance yet: {name} computes it when a task ends.", how=HOW_TO_READ)]
+        layers, z = named_grid(masses)
+        heat = Heatmap(f"{name}: importance mass Σ Ω per layer after each task", tuple(layers), z, "Σ Ω",
+                       axis="task", tasks=tuple(log.tasks), log=True, side=tuple(np.nansum(z, axis=1).tolist()),
+                       side_title="sum over tasks", table_label="layer: Σ Ω after task", how=HOW_TO_READ)
+        weights = cls.weights_text(log)
+        return [heat, Markdown(weights)] if weights else [heat]
+
+    @staticmethod
+    def weights_text(log) -> str:
+        """The penalty weight w_i of each earlier task at each task start, as a list ('' when none)."""
+        lines = []
+        for i, start in enumerate(PenaltyTaskStart.read_all(log.task_info)):
+            if start.weights:
+                shown = ", ".join(f"{k}: {v:.3f}" for k, v in start.weights.items())
+                lines.append(f"- task {i + 1} ({log.tasks[i]}): penalty weights {shown}")
+        return ("Penalty weight of each earlier task at each task start:\n" + "\n".join(lines)) if lines else ""
 
 
 class EWC(Regularized):
@@ -244,6 +298,21 @@ class TIR(Regularized):
         names = self.ctx.lesson.task_names
         return weights, {"tir_direction": self.options.direction,
                          "tir_similarity": {names[i]: round(s, 6) for i, s in enumerate(sims)}}
+
+    @classmethod
+    def matrices(cls, log):
+        """The similarity to each earlier task and the penalty weight it gave, at each task start."""
+        tasks, starts = list(log.tasks), PenaltyTaskStart.read_all(log.task_info)
+        if not any(s.tir_similarity is not None for s in starts):
+            return {}
+        return {
+            "TIR cosine similarity": matrix(
+                tasks, by_task([s.tir_similarity for s in starts], tasks),
+                note="row: task starting; column: earlier task; cosine of mean instruction embeddings"),
+            "TIR penalty weight": matrix(
+                tasks, by_task([s.weights for s in starts], tasks),
+                note="row: task starting; column: earlier task; weight of that task's penalty"),
+        }
 
 
 __all__ = ["EWC", "MAS", "TIR", "EWCOptions", "MASOptions", "TIROptions", "tir_weights", "task_key"]

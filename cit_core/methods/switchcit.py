@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 from ..config import knob, validate
+from ..events import InfoRecord
 from ..model import lora_config
+from ..panels import matrix
 from .base import Method
 from .lora_tools import active_adapter, adapter_parameters, train_only
 
@@ -74,6 +76,17 @@ def train_switch(features: np.ndarray, labels: np.ndarray, n_classes: int, hidde
     return net.eval()
 
 
+@dataclass(frozen=True)
+class SwitchStage(InfoRecord):
+    """The switch after stage t (TaskEnded info, and TaskStarted info with the adapter and retained size):
+    its accuracy on the held-out prompts of tasks 1..t and its confusion matrix."""
+
+    switch_accuracy: float | None = None
+    switch_accuracy_per_task: list | None = None
+    switch_confusion: list | None = None       # row: true task; column: task routed to (counts)
+    switch_train_size: int | None = None
+
+
 class SwitchCIT(Method):
     name = "switchcit"
     title = "SwitchCIT (per-task LoRA + switch network)"
@@ -85,7 +98,7 @@ class SwitchCIT(Method):
         self.retained: list[list] = []          # per task: retained training examples
         self.switch: torch.nn.Module | None = None
         self.n_trained = 0                      # tasks the current switch knows
-        self.stages: list[dict] = []            # switch accuracy + confusion per stage
+        self.stages: list[SwitchStage] = []     # switch accuracy + confusion per stage
         self._memo: dict = {}                   # example -> feature vector
 
     @staticmethod
@@ -139,12 +152,12 @@ class SwitchCIT(Method):
         self.retained.append(self.ctx.rng.sample(task.train, k))
         stage = self._fit_switch(index)
         self.stages.append(stage)
-        return pools, {"adapter": name, "retained": k, **stage}
+        return pools, {"adapter": name, "retained": k, **stage.to_dict()}
 
     def after_task(self, index, task):
-        return dict(self.stages[index])
+        return self.stages[index].to_dict()
 
-    def _fit_switch(self, index) -> dict:
+    def _fit_switch(self, index) -> SwitchStage:
         """Retrain the switch on the retained prompts of tasks 0..index; score it on held-out prompts."""
         n = index + 1
         self.n_trained = n
@@ -164,8 +177,7 @@ class SwitchCIT(Method):
         total = sum(map(sum, confusion))
         correct = sum(confusion[t][t] for t in range(n))
         per_task = [confusion[t][t] / max(1, sum(confusion[t])) for t in range(n)]
-        return {"switch_accuracy": correct / max(1, total), "switch_accuracy_per_task": per_task,
-                "switch_confusion": confusion, "switch_train_size": sum(map(len, self.retained))}
+        return SwitchStage(correct / max(1, total), per_task, confusion, sum(map(len, self.retained)))
 
     def _predict(self, examples) -> list[int]:
         if self.switch is None:
@@ -185,3 +197,17 @@ class SwitchCIT(Method):
     def expert_state(self, index: int) -> dict:
         """Copies of task `index`'s adapter tensors (tests check earlier experts never change)."""
         return {n: p.detach().clone() for n, p in adapter_parameters(self.model, self.adapter(index)).items()}
+
+    @classmethod
+    def matrices(cls, log):
+        """The switch's confusion on held-out prompts, from the latest stage that logged it."""
+        stages = SwitchStage.read_all([*log.task_info, *log.task_end_info])
+        confusion = None
+        for stage in stages:
+            if stage.switch_confusion and (confusion is None or len(stage.switch_confusion) >= len(confusion)):
+                confusion = stage.switch_confusion
+        if confusion is None:
+            return {}
+        return {"SwitchCIT router confusion": matrix(
+            list(log.tasks)[:len(confusion)], confusion,
+            note="row: true task; column: task the switch routed its held-out prompts to (counts)")}
