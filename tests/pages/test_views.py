@@ -128,7 +128,7 @@ def test_method_without_coefficients_says_so():
     log = RunLog()
     log.add(RunStarted(("p",), "seqft", 4, 4, {}))
     fig, tables, how = coefficients.coefficient_view(log)
-    assert "has no balance coefficients — pick LCIA, I-LoRA, EWC, MAS or TIR" in how
+    assert "has no balance coefficients — pick EWC, MAS, TIR, I-LoRA or LCIA" in how
     assert not heatmaps(fig)
 
 
