@@ -1,11 +1,13 @@
 """What a run's views show, asked of its method: pages call these and never name a method.
 
-The records come from cit_core/panels.py (Coefficients view) and cit_core/embeddings.py's matrix layout
-(Embeddings view); each method builds its own in its `panels` / `matrices` classmethods.
+The records come from cit_core/panels.py (Coefficients view: `panels`; Embeddings view: `matrices`, in
+panels.matrix's layout); each method builds its own in those classmethods. A method's card with its knob
+table generated from its Options: card_markdown (cit_core/methods/cards.py).
 """
 from __future__ import annotations
 
 from .methods import METHODS, Method
+from .methods.cards import card_markdown
 from .panels import Message, Panel
 
 
@@ -39,4 +41,4 @@ def logged_matrices(log) -> dict[str, dict]:
     return cls.matrices(log) if cls else {}
 
 
-__all__ = ["coefficient_panels", "logged_matrices", "method_title", "methods_with_coefficients"]
+__all__ = ["card_markdown", "coefficient_panels", "logged_matrices", "method_title", "methods_with_coefficients"]
