@@ -19,16 +19,15 @@ from cit_core.export import export_model, write_figure_html, write_metrics
 
 from .figures import progress
 from . import source as src
+from .view import View
 
 COLUMNS = ["run", "method", "lesson", "seed", "tasks done", "AP", "BWT", "forgetting", "created", "size"]
 
 
 @dataclass
-class View:
-    timer: gr.Timer
+class RunsView(View):
     components: dict = field(default_factory=dict)
     wire_open: object = None          # wire_open(pickers): "Open in every view" sets those dropdowns
-    menus: list = field(default_factory=list)   # (dropdown, choices()) pairs the app refreshes on load/tab select
 
 
 _rows: dict[str, tuple[tuple, dict]] = {}     # run name -> (its events.jsonl stamp, table row)
@@ -153,7 +152,7 @@ def open_everywhere(name, count: int):
         f"Opened `{name}` in every analysis view: switch to a tab to see it."]
 
 
-def build_runs_tab(registry, run_state) -> View:
+def build_runs_tab(registry, run_state) -> RunsView:
     gr.Markdown(f"_Every run trained here is saved in the run store, `{store.runs_root()}` (set `CIT_RUNS_DIR` "
                 "to move it). Open a run in every analysis view, export it, or delete it._")
     with gr.Row():
@@ -203,5 +202,5 @@ def build_runs_tab(registry, run_state) -> View:
         open_btn.click(lambda name: open_everywhere(name, n), [pick], [*pickers, message],
                        api_visibility="private")
 
-    return View(timer, dict(pick=pick, grid=grid, message=message, files=files), wire_open,
-                menus=[(pick, store.list_runs)])
+    return RunsView(timer, menus=[(pick, store.list_runs)], wire_open=wire_open,
+                    components=dict(pick=pick, grid=grid, message=message, files=files))
