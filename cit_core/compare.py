@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
+from .config import TrainConfig
 from .events import RunLog
+from .methods import METHODS
 from .metrics import format_value, relative_gain
 from .runs import read_run
 
@@ -198,3 +200,46 @@ def table_text(rows: list[dict]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
+
+
+# -- labels -----------------------------------------------------------------------------------------
+MODEL_NAMES = {"tiny": "tiny base", "tiny-scratch": "tiny scratch", "smollm2": "SmolLM2-135M"}
+SCHEDULE = (("steps_per_task", "{} steps/task"), ("batch_size", "batch {}"), ("lr", "lr {:g}"))
+TRAIN_DEFAULTS = TrainConfig()
+
+
+def short_value(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def recording_label(entry: dict) -> str:
+    """A recording (a gallery index entry) as a learner can tell it apart: method · model (base) · lesson,
+    then only the knobs that differ from the defaults (method options, schedule): `LCIA (…) · SmolLM2-135M
+    · classic lesson · 30 steps/task, batch 8, lr 0.001`, never every option (`lam=100000000.0`)."""
+    config = entry.get("config") or {}
+    method = entry.get("method") or config.get("method", "?")
+    cls = METHODS.get(method)
+    parts = [cls.title if cls else method]
+    model = (config.get("model") or {}).get("name", "tiny")
+    parts.append(MODEL_NAMES.get(model, model))
+    lesson = entry.get("lesson") or (config.get("lesson") or {}).get("name", "")
+    if lesson and lesson != "default":
+        parts.append(f"{lesson} lesson")
+    knobs = _changed_knobs(config, cls)
+    if knobs:
+        parts.append(", ".join(knobs))
+    return " · ".join(parts)
+
+
+def _changed_knobs(config: dict, cls) -> list[str]:
+    """The method options and schedule settings of a run config that differ from their defaults."""
+    knobs = []
+    defaults = {f.name: f.default for f in fields(cls.Options)} if cls is not None else {}
+    for key, value in sorted((config.get("method_options") or {}).items()):
+        if key not in defaults or defaults[key] != value:
+            knobs.append(f"{key} {short_value(value)}")
+    train = config.get("train") or {}
+    for key, fmt in SCHEDULE:
+        if key in train and train[key] != getattr(TRAIN_DEFAULTS, key):
+            knobs.append(fmt.format(train[key]))
+    return knobs

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .evaluate import SCORE_FUNCTIONS, generate_answers
+from .methods import METHODS
 from .snapshots import Snapshot, read_checkpoint
 from .tokenize import IGNORE_INDEX
 
@@ -39,6 +40,13 @@ class ProbeError(ValueError):
 
 def variants(lora: bool) -> tuple[str, ...]:
     return VARIANTS_LORA if lora else ("full",)
+
+
+def method_variants(method: str) -> tuple[str, ...]:
+    """The line variants of a run of `method` (a RunLog's method name), known before any weights are read:
+    a LoRA method's runs blend adapter factors or ΔW; any other run (an unknown method too) full weights."""
+    cls = METHODS.get(method)
+    return variants(bool(cls and cls.uses_lora))
 
 
 # -- endpoints -------------------------------------------------------------------------------------
@@ -413,6 +421,6 @@ def read_connectivity(run_dir: Path) -> dict | None:
         return None
 
 
-__all__ = ["Applier", "Line", "Meter", "ProbeError", "SavedRun", "deltas", "endpoint", "make_line", "model_at",
-           "probe_pair", "probe_run", "probe_saved", "probe_trainer", "read_connectivity", "run_pairs",
+__all__ = ["Applier", "Line", "Meter", "ProbeError", "SavedRun", "deltas", "endpoint", "make_line", "method_variants",
+           "model_at", "probe_pair", "probe_run", "probe_saved", "probe_trainer", "read_connectivity", "run_pairs",
            "trainer_snapshot", "variants"]

@@ -2,79 +2,36 @@
 
 Per-task score curves as small multiples (one panel per task, colour = run), the accuracy matrices side
 by side, a table per run and a table of mean ± std over seeds per (method, lesson), and the difference
-matrix B − A of two runs. The numbers come from cit_core.compare; this module only draws them.
+matrix B − A of two runs. The numbers come from cit_core.compare, the figures from pages/figures/compare.py;
+this module lays them out.
 """
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import gradio as gr
 
 from cit_core import compare as cmp
 from cit_core import gallery
-from cit_core.config import TrainConfig
 from cit_core.export import write_figure_html, write_metrics
-from cit_core.methods import METHODS
 from cit_core.metrics import format_value
 from cit_core.store import RunNotFound, list_runs, run_path
 
 from . import source as src
 from .figures import short
 from .figures.compare import curves_figure, difference_figure, matrices_figure
+from .view import View
 
 MAX_RUNS = 8               # more runs than this make unreadable small multiples
 
 
-@dataclass
-class View:
-    timer: gr.Timer
-    menus: list = field(default_factory=list)    # (dropdown, choices()) the app refreshes on load / tab select
-
-
 # -- what can be compared: saved runs and the gallery's recordings ----------------------------------
-MODEL_NAMES = {"tiny": "tiny base", "tiny-scratch": "tiny scratch", "smollm2": "SmolLM2-135M"}
-SCHEDULE = (("steps_per_task", "{} steps/task"), ("batch_size", "batch {}"), ("lr", "lr {:g}"))
-TRAIN_DEFAULTS = TrainConfig()
-
-
-def _short_value(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def recording_label(entry: dict) -> str:
-    """A recording as a learner can tell it apart: method · model (base) · lesson, then only the knobs that
-    differ from the defaults (method options, schedule): `LCIA (…) · SmolLM2-135M · classic lesson · 30
-    steps/task, batch 8, lr 0.001`, never every option (`lam=100000000.0`)."""
-    config = entry.get("config") or {}
-    method = entry.get("method") or config.get("method", "?")
-    cls = METHODS.get(method)
-    parts = [cls.title if cls else method]
-    model = (config.get("model") or {}).get("name", "tiny")
-    parts.append(MODEL_NAMES.get(model, model))
-    lesson = entry.get("lesson") or (config.get("lesson") or {}).get("name", "")
-    if lesson and lesson != "default":
-        parts.append(f"{lesson} lesson")
-    knobs = []
-    defaults = {f.name: f.default for f in fields(cls.Options)} if cls is not None else {}
-    for key, value in sorted((config.get("method_options") or {}).items()):
-        if key not in defaults or defaults[key] != value:
-            knobs.append(f"{key} {_short_value(value)}")
-    train = config.get("train") or {}
-    for key, fmt in SCHEDULE:
-        if key in train and train[key] != getattr(TRAIN_DEFAULTS, key):
-            knobs.append(fmt.format(train[key]))
-    if knobs:
-        parts.append(", ".join(knobs))
-    return " · ".join(parts)
-
-
 def choices() -> list[tuple[str, str]]:
     """(label, value) of everything Compare can overlay: the run store's runs, then the recordings."""
     out = [(name, name) for name in list_runs()]
     try:
-        out += [(f"recorded · {recording_label(e)}", src.GALLERY + e["name"]) for e in gallery.index()]
+        out += [(f"recorded · {cmp.recording_label(e)}", src.GALLERY + e["name"]) for e in gallery.index()]
     except gallery.GalleryError:
         pass                           # a damaged gallery must not take Compare down
     return out
@@ -123,7 +80,7 @@ def schedule_warning(records: list[cmp.RunRecord]) -> str:
             value = steps_per_task(rec) if key == "steps_per_task" else (rec.config.get("train") or {}).get(key)
             values.setdefault(value, []).append(rec.name)
         if len(values) > 1:
-            lines.append(f"{title} " + " vs ".join(f"{'?' if v is None else _short_value(v)} "
+            lines.append(f"{title} " + " vs ".join(f"{'?' if v is None else cmp.short_value(v)} "
                                                    f"({', '.join(short(n, 28) for n in names)})"
                                                    for v, names in values.items()))
     if not lines:

@@ -4,42 +4,37 @@ Data: `cit_core.connectivity` (a live run's in-memory task-end snapshots, or a s
 rebuilt from config.json; a saved run's connectivity.json is read when it has the requested line; a gallery
 recording, picked or played back, shows the lines and answers recorded when the gallery was built:
 `cit_core.gallery.connectivity`, no weights, nothing computed).
-The probe swaps weights in and out of the model, so on a live run it refuses while the run trains and
-holds the run's lock while it works; a page-wide lock keeps two clicks from probing at once.
+The probe swaps weights in and out of the model, so on a live run it refuses while a Play or Step loop
+drives the run and holds the run's lock while it works; a page-wide lock keeps two clicks from probing at
+once.
 """
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass
 
 import gradio as gr
 
 from cit_core import gallery
 from serve import compute
-from cit_core.connectivity import (ProbeError, SavedRun, model_at, probe_trainer, read_connectivity,
-                                   trainer_snapshot, variants, Meter)
+from cit_core.connectivity import (Meter, ProbeError, SavedRun, method_variants, model_at, probe_trainer,
+                                   read_connectivity, trainer_snapshot, variants)
 from cit_core.evaluate import generate_answers
 
 from . import source as src
 from .figures import task_labels
 from .figures.connectivity import curve_figure
+from .view import View, ViewScaffold, live_key, refresher
 
 HOW_TO_READ = ("_How to read this: each curve is one seen task's loss (left) or accuracy (right) on the straight "
                "line from the weights after the first chosen task (a = 0) to those after the second (a = 1). A "
                "bump in the loss between the ends means the two solutions sit in different basins; a flat line "
-               "means they are linearly connected. Points: where I-LoRA's slow / LCIA's EMA weights sit "
-               "(their projection a* on the line). LoRA runs: 'factors' blends A and B, 'delta' blends ΔW = B·A._")
-TRAINING_CHECK_S = 0.6      # a live run whose log moves within this window is training
+               "means they are linearly connected. Points: where a method's other weight states sit (a slow "
+               "learner, an EMA: their projection a* on the line). LoRA runs: 'factors' blends A and B, "
+               "'delta' blends ΔW = B·A._")
 SAMPLES_PER_TASK = 2
 
 _probe_lock = threading.Lock()                 # one probe at a time in this process
 _saved: dict[tuple, SavedRun] = {}             # the last rebuilt saved run (model build is the slow part)
-
-
-@dataclass
-class View:
-    timer: gr.Timer
 
 
 def accuracy_table(tasks: list[str], accuracies: list[float], a: float) -> str:
@@ -126,7 +121,8 @@ def _stored(source, start: int, end: int, variant: str, points: int) -> dict | N
 
 
 class _LiveGuard:
-    """Refuse while the live run trains; hold its lock while probing so no step moves the weights."""
+    """Refuse while a Play or Step loop drives the live run; hold its lock while probing so no step moves
+    the weights (a loop that starts meanwhile waits for the lock)."""
 
     def __init__(self, registry, run_id, source):
         self.run = registry.get(run_id) if source.trainer is not None else None
@@ -134,9 +130,7 @@ class _LiveGuard:
     def __enter__(self):
         if self.run is None:
             return self
-        before = self.run.trainer.log.version
-        time.sleep(TRAINING_CHECK_S)
-        if self.run.trainer.log.version != before or not self.run.lock.acquire(timeout=2.0):
+        if self.run.is_training() or not self.run.lock.acquire(timeout=2.0):
             raise ProbeError("the run is training: press Pause on the Train tab, then Compute")
         return self
 
@@ -248,61 +242,103 @@ def _cell(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def refresh(registry, run_id, choice, shown_key, cur_start, cur_end):
-    """(shown key, note, from-task menu, to-task menu, variant radio) for the picked source; gr.skip()s
-    when nothing changed. A recording offers the tasks of its recorded lines that it has reached."""
-    source, message = src.resolve(registry, run_id, choice)
-    if source is None:
-        return None, message, gr.update(choices=[], value=None), gr.update(choices=[], value=None), gr.skip()
+def offered(source) -> tuple[dict | None, list[int]]:
+    """(a recording's connectivity data or None, the task ends the menus offer): a recording's tasks of
+    recorded lines that it has reached, else the tasks with task-end weights. ProbeError when a
+    recording's lines cannot be read."""
+    data = recorded_data(source) if source.recording is not None else None
+    return data, recorded_tasks(source, data) if data else checkpoint_tasks(source)
+
+
+def view_key(source) -> tuple:
+    """A live run's (or a playback's) task menus change only when a task ends with weights (a playback's:
+    with a recorded line), not on every step."""
     try:
-        data = recorded_data(source) if source.recording is not None else None
+        ended = tuple(offered(source)[1])
+    except ProbeError:
+        ended = ()                             # draw() says why
+    return live_key(source, ended, source.log.finished)
+
+
+def draw(source, cur_start, cur_end) -> tuple:
+    """(note, from-task menu, to-task menu, variant radio) for a picked run: the picked pair stays while it
+    is still offered, else the last two task ends."""
+    try:
+        data, done = offered(source)
     except ProbeError as err:
-        return None, f"{source.label}: {err}", gr.update(choices=[], value=None), \
-            gr.update(choices=[], value=None), gr.skip()
-    done = recorded_tasks(source, data) if data else checkpoint_tasks(source)
-    # a live run's key bumps on every step; the task menus change only when a checkpoint is added
-    # (a playback's: when a task with a recorded line ends)
-    live = source.trainer is not None or source.recording is not None and source.key[0] == "live"
-    key = (*source.key[:2], tuple(done), source.log.finished) if live else source.key
-    if key == shown_key:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return nothing(f"{source.label}: {err}")
     labels = task_labels(source.log.tasks)
     opts = [labels[t] for t in sorted(set(done)) if t < len(labels)]
-    s = cur_start if cur_start in opts else (opts[-2] if len(opts) >= 2 else None)
-    e = cur_end if cur_end in opts else (opts[-1] if len(opts) >= 2 else None)
-    vs = list(data["variants"]) if data else list(variants(_is_lora(source.log.method)))
+    start = cur_start if cur_start in opts else (opts[-2] if len(opts) >= 2 else None)
+    end = cur_end if cur_end in opts else (opts[-1] if len(opts) >= 2 else None)
+    kinds = list(data["variants"]) if data else list(method_variants(source.log.method))
+    return (source_note(source, data, done, len(opts)), gr.update(choices=opts, value=start),
+            gr.update(choices=opts, value=end), gr.update(choices=kinds, value=kinds[0]))
+
+
+def source_note(source, data: dict | None, done: list[int], n_offered: int) -> str:
+    """What the picked run offers: its recorded lines, its task-end checkpoints, or why it has none."""
     if data:
         reached = [p for p in sorted({(p["from"], p["to"]) for p in data["pairs"]}) if max(p) in done]
-        text = (f"{source.label}: connectivity **recorded** when the gallery was built — lines "
+        return (f"{source.label}: connectivity **recorded** when the gallery was built — lines "
                 f"{', '.join(_pair_text(p) for p in reached) or '(none yet: wait for task 2 to end)'}; "
                 f"{data['points']} points, {data.get('max_eval')} held-out examples per task. Pick a "
                 "pair: the curves and the slider's answers are read from the recording (no weights, "
                 "nothing is computed).")
-    elif source.recording is not None:
-        text = f"{source.label}: {NO_RECORDED}."
-    elif source.trainer is None and source.run_dir is None:
-        text = f"{source.label}: {NO_WEIGHTS}."
-    else:
-        text = (f"{source.label}: {len(opts)} task-end checkpoint(s)"
-                + ("" if len(opts) >= 2 else " — connectivity needs two finished tasks"))
-    return (key, text, gr.update(choices=opts, value=s), gr.update(choices=opts, value=e),
-            gr.update(choices=vs, value=vs[0]))
+    if source.recording is not None:
+        return f"{source.label}: {NO_RECORDED}."
+    if source.trainer is None and source.run_dir is None:
+        return f"{source.label}: {NO_WEIGHTS}."
+    return (f"{source.label}: {n_offered} task-end checkpoint(s)"
+            + ("" if n_offered >= 2 else " — connectivity needs two finished tasks"))
+
+
+def nothing(message: str) -> tuple:
+    return message, gr.update(choices=[], value=None), gr.update(choices=[], value=None), gr.skip()
+
+
+# refresh(registry, run_id, choice, shown_key, cur_start, cur_end) -> (shown key, note, from-task menu,
+# to-task menu, variant radio); gr.skip()s when nothing changed
+refresh = refresher(view_key, draw, nothing, n_outputs=4)
 
 
 # -- the tab ------------------------------------------------------------------------------------------
+def line_outputs(res: dict, a: float) -> tuple:
+    """(result, loss plot, accuracy plot, note, slider update) for a computed or recorded line."""
+    step = 1.0 / (len(res["a"]) - 1)
+    per_task = ', '.join(str(x) for x in res.get('eval_per_task', []))
+    if res.get("recorded"):
+        a = res["a"][grid_index(res, float(a))]              # the slider snaps to the recorded grid
+        note_text = (f"**Recorded** when the gallery was built: {len(res['a'])} points × {len(res['tasks'])} "
+                     f"tasks ({per_task} held-out examples per task); nothing was computed now. Move the "
+                     "slider: it snaps to the recorded grid and shows the recorded answers.")
+        return (res, curve_figure(res, "loss", a), curve_figure(res, "accuracy", a), note_text,
+                gr.update(step=step, value=a))
+    took = f" in {res['seconds']:.1f} s" if "seconds" in res else ""
+    return (res, curve_figure(res, "loss", a), curve_figure(res, "accuracy", a),
+            f"Computed{took}: {len(res['a'])} points × {len(res['tasks'])} tasks ({per_task} held-out "
+            "examples per task).", gr.update(step=step))
+
+
 def build_connectivity_tab(registry, run_state) -> View:
     gr.Markdown("_Mode connectivity: loss and accuracy of every seen task along the line between task solutions._")
     gr.Markdown(HOW_TO_READ)
+    scaffold = ViewScaffold()
+    ui = _line_controls()
+    scaffold.wire(registry, run_state, refresh, [ui["note"], ui["start"], ui["end"], ui["variant"]],
+                  inputs=[ui["start"], ui["end"]], api_name="connectivity_refresh")
+    _wire_line(registry, run_state, scaffold.pick, ui)
+    return scaffold.view()
+
+
+def _line_controls() -> dict:
+    """The pair, variant and points pickers with Compute, the two plots, the a slider and its answers."""
     with gr.Row():
-        pick = gr.Dropdown(src.choices(), value=src.LIVE, label="Run", allow_custom_value=False, scale=3)
-        reload = gr.Button("↻ runs", scale=0, min_width=60)
-    with gr.Row():
-        start_dd = gr.Dropdown([], label="from task (a = 0)", scale=2)
-        end_dd = gr.Dropdown([], label="to task (a = 1)", scale=2)
+        start = gr.Dropdown([], label="from task (a = 0)", scale=2)
+        end = gr.Dropdown([], label="to task (a = 1)", scale=2)
         variant = gr.Radio(["full"], value="full", label="variant", scale=2)
         points = gr.Number(11, label="points", precision=0, minimum=2, maximum=101, scale=1)
-        compute = gr.Button("Compute", variant="primary", scale=1)
-    shown = gr.State(None)              # Source.key of what is on screen
+        compute_btn = gr.Button("Compute", variant="primary", scale=1)
     result = gr.State(None)             # the computed line (plain dict)
     note = gr.Markdown()
     with gr.Row():
@@ -313,32 +349,19 @@ def build_connectivity_tab(registry, run_state) -> View:
                           scale=3)
         sample_btn = gr.Button("Generate samples", scale=1)
     at_a = gr.Markdown()
-    timer = gr.Timer(src.TIMER_S, active=False)
+    return dict(start=start, end=end, variant=variant, points=points, compute=compute_btn, result=result,
+                note=note, loss_plot=loss_plot, acc_plot=acc_plot, alpha=alpha, sample=sample_btn, at_a=at_a)
 
+
+def _wire_line(registry, run_state, pick, ui: dict) -> None:
+    """Compute (or, for a recording, picking a pair) draws a line; the slider evaluates a point of it."""
     def on_compute(run_id, choice, s, e, v, n, a, progress=gr.Progress()):
         def report(done, total):
             progress(done / total, desc=f"point {done} of {total}")
         try:
-            res = compute_pair(registry, run_id, choice, s, e, v, n, progress=report)
+            return line_outputs(compute_pair(registry, run_id, choice, s, e, v, n, progress=report), a)
         except ProbeError as err:
             return gr.skip(), gr.skip(), gr.skip(), f"**Cannot compute:** {err}", gr.skip()
-        return _shown(res, a)
-
-    def _shown(res, a):
-        """(result, loss plot, accuracy plot, note, slider update) for a computed or recorded line."""
-        step = 1.0 / (len(res["a"]) - 1)
-        per_task = ', '.join(str(x) for x in res.get('eval_per_task', []))
-        if res.get("recorded"):
-            a = res["a"][grid_index(res, float(a))]              # the slider snaps to the recorded grid
-            note_text = (f"**Recorded** when the gallery was built: {len(res['a'])} points × {len(res['tasks'])} "
-                         f"tasks ({per_task} held-out examples per task); nothing was computed now. Move the "
-                         "slider: it snaps to the recorded grid and shows the recorded answers.")
-            return (res, curve_figure(res, "loss", a), curve_figure(res, "accuracy", a), note_text,
-                    gr.update(step=step, value=a))
-        took = f" in {res['seconds']:.1f} s" if "seconds" in res else ""
-        return (res, curve_figure(res, "loss", a), curve_figure(res, "accuracy", a),
-                f"Computed{took}: {len(res['a'])} points × {len(res['tasks'])} tasks ({per_task} held-out "
-                "examples per task).", gr.update(step=step))
 
     def on_pick_pair(run_id, choice, s, e, v, a):
         """A recording draws its recorded line as soon as a pair is picked (live and saved runs wait for
@@ -347,7 +370,7 @@ def build_connectivity_tab(registry, run_state) -> View:
         if source is None or source.recording is None or not s or not e or s == e:
             return (gr.skip(),) * 5
         try:
-            return _shown(compute_pair(registry, run_id, choice, s, e, v, None), a)
+            return line_outputs(compute_pair(registry, run_id, choice, s, e, v, None), a)
         except ProbeError as err:
             return None, gr.skip(), gr.skip(), f"**Not recorded:** {err}", gr.skip()
 
@@ -357,30 +380,16 @@ def build_connectivity_tab(registry, run_state) -> View:
         except ProbeError as err:
             return f"**Cannot evaluate at a = {float(a):.2f}:** {err}"
 
-    def on_refresh(run_id, choice, shown_key, cur_start, cur_end):
-        return refresh(registry, run_id, choice, shown_key, cur_start, cur_end)
-
-    inputs = [run_state, pick, shown, start_dd, end_dd]
-    for trigger in (timer.tick, pick.change):
-        trigger(on_refresh, inputs, [shown, note, start_dd, end_dd, variant], concurrency_limit=None,
-                show_progress="hidden")
-    reload.click(lambda: gr.update(choices=src.choices()), None, [pick], concurrency_limit=None)
-    compute.click(on_compute, [run_state, pick, start_dd, end_dd, variant, points, alpha],
-                  [result, loss_plot, acc_plot, note, alpha], concurrency_limit=1)
-    for menu in (start_dd, end_dd, variant):
-        menu.change(on_pick_pair, [run_state, pick, start_dd, end_dd, variant, alpha],
-                    [result, loss_plot, acc_plot, note, alpha], concurrency_limit=None, show_progress="hidden")
-    alpha.release(on_alpha, [run_state, pick, result, alpha], [at_a], concurrency_limit=1)
+    pair = [ui["start"], ui["end"], ui["variant"]]
+    line = [ui["result"], ui["loss_plot"], ui["acc_plot"], ui["note"], ui["alpha"]]
+    at = [run_state, pick, ui["result"], ui["alpha"]]
+    ui["compute"].click(on_compute, [run_state, pick, *pair, ui["points"], ui["alpha"]], line, concurrency_limit=1)
+    for menu in pair:
+        menu.change(on_pick_pair, [run_state, pick, *pair, ui["alpha"]], line, concurrency_limit=None,
+                    show_progress="hidden")
+    ui["alpha"].release(on_alpha, at, [ui["at_a"]], concurrency_limit=1)
     # the vertical marker follows the slider (figures only: no model work)
-    alpha.change(lambda res, a: (curve_figure(res, "loss", a), curve_figure(res, "accuracy", a)) if res
-                 else (gr.skip(), gr.skip()), [result, alpha], [loss_plot, acc_plot], concurrency_limit=None,
-                 show_progress="hidden", api_visibility="private")
-    sample_btn.click(lambda r, c, res, a: on_alpha(r, c, res, a, True), [run_state, pick, result, alpha], [at_a],
-                     concurrency_limit=1)
-    return View(timer)
-
-
-def _is_lora(method: str) -> bool:
-    from cit_core.methods import METHODS
-    cls = METHODS.get(method)
-    return bool(cls and cls.uses_lora)
+    ui["alpha"].change(lambda res, a: (curve_figure(res, "loss", a), curve_figure(res, "accuracy", a)) if res
+                       else (gr.skip(), gr.skip()), [ui["result"], ui["alpha"]], [ui["loss_plot"], ui["acc_plot"]],
+                       concurrency_limit=None, show_progress="hidden", api_visibility="private")
+    ui["sample"].click(lambda r, c, res, a: on_alpha(r, c, res, a, True), at, [ui["at_a"]], concurrency_limit=1)

@@ -11,6 +11,7 @@ import pytest
 from support.lessons import small_config, small_lesson
 
 from cit_core import compare as cmp
+from cit_core import gallery
 from cit_core.cli import main
 from cit_core.lessons import Lesson
 from cit_core.trainer import Trainer
@@ -164,3 +165,18 @@ def test_compare_page(store, tmp_path):
             ["compare_metrics.csv", "compare_metrics.json", "compare_curves.html", "compare_matrices.html",
              "compare_difference.html"])
         shutil.rmtree(files[0].rsplit("/", 1)[0])
+
+
+def test_recording_labels_name_the_model_and_only_the_knobs_that_differ():
+    labels = {e["name"]: cmp.recording_label(e) for e in gallery.index()}
+    assert labels["seqft"] == "Sequential fine-tuning · tiny base"
+    # recorded before LCIA's defaults became the released code's: its options say which forms it ran with
+    assert labels["smollm2-lcia"] == ("LCIA (adaptive EMA + retrain-or-expand) · SmolLM2-135M · classic lesson · "
+                                      "ema_start task_start, similarity joint, 30 steps/task, batch 8, lr 0.001")
+    assert labels["switchcit"] != labels["smollm2-switchcit"]
+    assert len(set(labels.values())) == len(labels)        # every recording tells itself apart
+    for label in labels.values():
+        assert "=" not in label and "lam" not in label and "100000000" not in label, label
+    ewc = dict(gallery.entry("ewc"), config={**gallery.entry("ewc")["config"],
+                                              "method_options": {"lam": 1e8, "batches": 64, "batch_size": 1}})
+    assert cmp.recording_label(ewc).endswith("lam 1e+08")    # a changed knob, short, and only that one

@@ -120,3 +120,37 @@ def test_page_computes_a_saved_run(lora_run, monkeypatch):
         page.compute_pair(None, None, "lora", "1. last_two", "1. last_two", "delta", 2)
     with pytest.raises(ProbeError, match="task 3 has no checkpoint"):
         page.compute_pair(None, None, "lora", "1. last_two", "3. first_two", "delta", 2)
+
+
+def test_method_variants_come_from_the_method_name():
+    from cit_core.connectivity import method_variants
+    assert method_variants("seqft_lora") == ("factors", "delta")
+    assert method_variants("seqft") == ("full",) and method_variants("no-such-method") == ("full",)
+
+
+def test_page_refresh_offers_a_saved_runs_task_ends_once(lora_run, monkeypatch):
+    from pages import connectivity as page
+    _, root = lora_run
+    monkeypatch.setenv("CIT_RUNS_DIR", str(root))
+    key, note, start, end, variant = page.refresh(None, None, "lora", None, None, None)
+    assert "task-end checkpoint(s)" in note and start["value"] and end["value"] and start["value"] != end["value"]
+    assert variant["choices"] == ["factors", "delta"]                  # a LoRA method's run
+    assert page.refresh(None, None, "lora", key, start["value"], end["value"]) == (gr.skip(),) * 5
+
+
+def test_page_refuses_a_live_run_while_a_loop_drives_it(lora_run):
+    """Whether a live run trains is the registry's word (Run.is_training), asked at once; the probe holds
+    the run's lock and lets it go."""
+    from pages import connectivity as page
+    from pages import source as src
+    from serve.registry import Run
+    trainer, _ = lora_run
+    run = Run("live0001", trainer.cfg, trainer)
+    registry = type("OneRun", (), {"get": lambda self, run_id: run if run_id == run.id else None})()
+    run.streaming = run.play_token                    # a Play loop drives the run
+    with pytest.raises(ProbeError, match="press Pause"):
+        page.compute_pair(registry, run.id, src.LIVE, "1. last_two", "2. has_seven", "delta", 2)
+    assert not run.lock.locked()
+    run.play_token += 1                               # Pause: the loop's claim has moved on
+    result = page.compute_pair(registry, run.id, src.LIVE, "1. last_two", "2. has_seven", "delta", 2)
+    assert result["variant"] == "delta" and len(result["a"]) == 2 and not run.lock.locked()

@@ -49,21 +49,6 @@ def test_seqft_and_replay_recordings_overlay(in_store):
     assert msg == "" and len(fig.data) == 1
 
 
-def test_recording_labels_name_the_model_and_only_the_knobs_that_differ():
-    labels = {e["name"]: page.recording_label(e) for e in gallery.index()}
-    assert labels["seqft"] == "Sequential fine-tuning · tiny base"
-    # recorded before LCIA's defaults became the released code's: its options say which forms it ran with
-    assert labels["smollm2-lcia"] == ("LCIA (adaptive EMA + retrain-or-expand) · SmolLM2-135M · classic lesson · "
-                                      "ema_start task_start, similarity joint, 30 steps/task, batch 8, lr 0.001")
-    assert labels["switchcit"] != labels["smollm2-switchcit"]
-    assert len(set(labels.values())) == len(labels)        # every recording tells itself apart
-    for label in labels.values():
-        assert "=" not in label and "lam" not in label and "100000000" not in label, label
-    ewc = dict(gallery.entry("ewc"), config={**gallery.entry("ewc")["config"],
-                                              "method_options": {"lam": 1e8, "batches": 64, "batch_size": 1}})
-    assert page.recording_label(ewc).endswith("lam 1e+08")    # a changed knob, short, and only that one
-
-
 def test_every_run_has_one_legend_entry_even_without_the_first_task(in_store):
     # the saved run trains 2 tasks of the default lesson; the SmolLM2 recording the classic lesson (other
     # task names): the third run has none of the first panel's task and still needs its legend entry
