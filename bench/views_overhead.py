@@ -36,7 +36,7 @@ from serve import compute  # noqa: E402
 from cit_core.config import RunConfig, TrainConfig  # noqa: E402
 from cit_core.trainer import Trainer  # noqa: E402
 from pages.source import TIMER_S  # noqa: E402
-from pages.train import torch_threads  # noqa: E402
+from serve.controls import torch_threads  # noqa: E402
 
 DEFAULTS = dict(lesson="default", files=[], method="seqft", model="tiny", steps_per_task=150, lr=1e-3,
                 batch_size=32, eval_every=25, seed=0, replay_per_task=64, replay_mix_ratio=0.25,

@@ -52,6 +52,7 @@ class Cursor:
 
 class Trainer:
     has_weights = True       # a live model (a played-back recording has none)
+    steps_per_call = 5       # serve.handles.RunHandle: optimizer steps per Play chunk of the web app
 
     def __init__(self, cfg: RunConfig, lesson=None, bundle: ModelBundle | None = None, run_dir=None):
         """run_dir: when set, the trainer writes that run directory itself (config.json, every event to

@@ -50,7 +50,7 @@ def _cell(text: str, limit: int = 120) -> str:
 def _expected(lesson, instruction: str, input_text: str):
     """(task, gold answer) when the question is one of the lesson's examples, else (None, None)."""
     key = (instruction.strip(), input_text.strip())
-    for task in getattr(lesson, "tasks", []) or []:
+    for task in lesson.tasks:
         for ex in (*task.eval, *task.train):
             if (ex.instruction.strip(), ex.input.strip()) == key:
                 return task, ex.output
@@ -134,7 +134,7 @@ def fill_example(registry, run_id, label):
     if not label:
         return gr.skip(), gr.skip()
     run = registry.get(run_id) if run_id else None
-    lesson = getattr(getattr(run, "trainer", None), "lesson", None) or default_lesson()
+    lesson = run.trainer.lesson if run is not None else default_lesson()
     try:
         task = lesson.tasks[int(str(label).split(".", 1)[0]) - 1]
     except (ValueError, IndexError):

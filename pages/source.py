@@ -75,7 +75,7 @@ def resolve(registry, run_id, choice: str | None) -> tuple[Source | None, str]:
         if run is None:
             return None, "No run in this session yet: press Play on the Train tab, or pick a saved run."
         log = run.trainer.log
-        if getattr(run, "recorded", False):
+        if not run.trainer.has_weights:
             # a gallery playback: its log grows like a live run's, but there is no model to probe
             label = f"recorded run {run.trainer.name} (gallery playback)"
             return Source(log, ("live", run.id, log.version), None, None, label, run.trainer.name), ""

@@ -9,13 +9,13 @@ bar follows it, like TensorFlow Playground.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import gradio as gr
 
 from cit_core.config import ConfigError
-from cit_core.methods import METHODS, method_options
+from serve import controls as ctl
 from serve.urlconfig import HIDEABLE, UrlConfigError, UrlState, decode, encode
 
 
@@ -169,43 +169,6 @@ def guide_markdown(state: UrlState) -> str:
     return (f"#### Workshop: {ws.title}\n**Step {state.step} of {len(ws.steps)}: {step.title}**\n\n{step.text}")
 
 
-# -- the Train tab's control values -----------------------------------------------------------------
-CONTROL_NAMES = ("lesson", "method", "model", "steps", "lr", "batch", "eval_every", "seed", "per_task", "mix_ratio",
-                 "options_text")
-
-
-def options_text(method: str, options: dict) -> str:
-    """The 'Method options' text for the options that differ from the method's defaults."""
-    defaults = asdict(method_options(method))
-    return ", ".join(f"{k}={v}" for k, v in options.items() if v != defaults.get(k))
-
-
-def control_values(state: UrlState) -> dict:
-    """Values for the Train tab's config controls, by CONTROL_NAMES."""
-    cfg = state.config
-    replay = cfg.method_options if cfg.method == "replay" else asdict(method_options("replay"))
-    return {"lesson": cfg.lesson.name, "method": cfg.method, "model": cfg.model.name,
-            "steps": cfg.train.steps_per_task, "lr": cfg.train.lr, "batch": cfg.train.batch_size,
-            "eval_every": cfg.train.eval_every, "seed": cfg.train.seed,
-            "per_task": replay["per_task"], "mix_ratio": replay["mix_ratio"],
-            "options_text": "" if cfg.method == "replay" else options_text(cfg.method, cfg.method_options)}
-
-
-def keep_options(text: str, method: str) -> str:
-    """The options text kept when the method changes: only if every key is an option of the new method
-    (a link or a workshop step sets method and options together; a hand-picked method starts clean)."""
-    from .train import UserError, parse_options     # late: train imports this module
-
-    if method not in METHODS:
-        return ""
-    try:
-        options = parse_options(text)
-        method_options(method, options)
-    except (UserError, ConfigError):
-        return ""
-    return text if options else ""
-
-
 def flags_of(state: UrlState, base_query: str) -> dict:
     """The small per-session record of the view flags (gr.State)."""
     return {"base": base_query, "workshop": state.workshop, "step": state.step, "hide": list(state.hide)}
@@ -250,34 +213,37 @@ class UrlUI:
                                 elem_id="cit-share-link",
                                 info="opens this page with the settings above (the address bar follows them)")
 
-    def attach(self, controls: dict, groups: dict, status, method_extras: list, settings_box=None):
-        """Wire the handlers. `controls`: CONTROL_NAMES -> component; `groups`: HIDEABLE name -> components;
-        `method_extras`: [replay_box, options_box], whose visibility also depends on the method;
-        `settings_box`: the accordion around SETTINGS_KEYS' controls, hidden when a link hides them all."""
+    def attach(self, controls: dict, groups: dict, status, method_boxes: dict, options_box, settings_box=None):
+        """Wire the handlers. `controls`: the config controls by their API names (serve.controls.CONTROL_NAMES
+        and `files`); `groups`: HIDEABLE name -> components; `method_boxes` (method -> the group of its option
+        fields) and `options_box` (the options text box) are shown by the method; `settings_box`: the
+        accordion around SETTINGS_KEYS' controls, hidden when a link hides them all."""
         self.controls, self.groups, self.status = controls, groups, status
-        self.replay_box, self.options_box = method_extras
+        self.method_boxes, self.options_box = method_boxes, options_box
         self.settings_box = settings_box
-        self.share_inputs = [*(controls[n] for n in CONTROL_NAMES), controls["files"], self.flags]
-        gr.on([controls[n].change for n in CONTROL_NAMES], self.share_query, self.share_inputs, self.share,
-              queue=False, show_progress="hidden", api_visibility="private") \
+        self.share_inputs = {name: controls[name] for name in (*ctl.CONTROL_NAMES, "files")}
+        gr.on([controls[n].change for n in ctl.CONTROL_NAMES], self.share_query, [self.flags], self.share,
+              inputs_kwargs=self.share_inputs, queue=False, show_progress="hidden", api_visibility="private") \
             .then(None, self.share, self.share, js=SHARE_JS, queue=False, show_progress="hidden")
         for btn, delta in ((self.back_btn, -1), (self.next_btn, 1)):
             btn.click(self._mover(delta), self.flags, self.outputs(), queue=False, show_progress="hidden",
                       api_visibility="private") \
-                .then(self.share_query, self.share_inputs, self.share, queue=False, show_progress="hidden") \
+                .then(self.share_query, [self.flags], self.share, inputs_kwargs=self.share_inputs, queue=False,
+                      show_progress="hidden") \
                 .then(None, self.share, self.share, js=SHARE_JS, queue=False, show_progress="hidden")
 
     def wire_load(self, demo: gr.Blocks):
         """demo.load: apply the page URL's query to the Train tab (app.py calls this once)."""
         demo.load(self.on_load, None, self.outputs(), api_visibility="private", show_progress="hidden",
                   concurrency_limit=None) \
-            .then(self.share_query, self.share_inputs, self.share, queue=False, show_progress="hidden") \
+            .then(self.share_query, [self.flags], self.share, inputs_kwargs=self.share_inputs, queue=False,
+                  show_progress="hidden") \
             .then(None, self.share, self.share, js=SHARE_JS, queue=False, show_progress="hidden")
         demo.cit_url = self
 
     def outputs(self) -> list:
-        comps = [*(self.controls[n] for n in CONTROL_NAMES), self.guide_box, self.guide_md, self.flags, self.status,
-                 self.replay_box, self.options_box, self.back_btn, self.next_btn]
+        comps = [*(self.controls[n] for n in ctl.CONTROL_NAMES), self.guide_box, self.guide_md, self.flags,
+                 self.status, *self.method_boxes.values(), self.options_box, self.back_btn, self.next_btn]
         if self.settings_box is not None:
             comps.append(self.settings_box)
         for name in HIDEABLE:
@@ -307,14 +273,15 @@ class UrlUI:
         """Updates that put `state` on the page: control values, hidden controls, the guide, a message."""
         hidden = set(state.hide)
         shown = {comp: name not in hidden for name in HIDEABLE for comp in self.groups.get(name, [])}
-        values = control_values(state)
+        values = ctl.control_values(state.config)
         out = {comp: gr.update(visible=visible) for comp, visible in shown.items()}
-        for name in CONTROL_NAMES:       # one update per component: its value and, if hideable, visibility
+        for name in ctl.CONTROL_NAMES:   # one update per component: its value and, if hideable, visibility
             comp = self.controls[name]
             out[comp] = gr.update(value=values[name], visible=shown[comp]) if comp in shown else values[name]
-        method = state.config.method
-        out[self.replay_box] = gr.update(visible=method == "replay" and "options" not in hidden)
-        out[self.options_box] = gr.update(visible=_free_options(method) and "options" not in hidden)
+        method, options_shown = state.config.method, "options" not in hidden
+        for key, box in self.method_boxes.items():
+            out[box] = gr.update(visible=method == key and options_shown)
+        out[self.options_box] = gr.update(visible=ctl.has_text_options(method) and options_shown)
         out[self.guide_box] = gr.update(visible=bool(state.workshop))
         n_steps = len(WORKSHOPS[state.workshop].steps) if state.workshop else 0
         out[self.back_btn] = gr.update(interactive=bool(state.workshop) and state.step > 1)
@@ -331,27 +298,17 @@ class UrlUI:
             out[self.status] = "**No run yet** · the link's settings are set · press Play (or Step) to start"
         return out
 
-    def share_query(self, lesson, method, model, steps, lr, batch, eval_every, seed, per_task, mix_ratio,
-                    options, files, flags):
-        """The query string for the current controls (SHARE_JS turns it into the full link)."""
-        from .train import LESSON_FILES, Controls, UserError, build_config, friendly   # late: circular
-
-        if lesson == LESSON_FILES:
+    def share_query(self, flags, **controls):
+        """The query string for the current controls, given by their API names (SHARE_JS turns it into the
+        full link)."""
+        if controls.get("lesson") == ctl.LESSON_FILES:
             return "⚠ Uploaded lesson files cannot go into a link: choose the default lesson to share."
         try:
-            cfg = build_config(Controls(lesson, files, method, model, steps, lr, batch, eval_every, seed, per_task,
-                                        mix_ratio, options))
+            cfg = ctl.build_config(ctl.Controls.from_values(controls))
             flags = flags or {}
             return encode(cfg, flags.get("hide", ()), flags.get("workshop"), flags.get("step"))
-        except (UserError, ConfigError, UrlConfigError) as err:
-            return f"⚠ Fix the settings to get a link: {friendly(str(err))}"
+        except (ctl.UserError, ConfigError, UrlConfigError) as err:
+            return f"⚠ Fix the settings to get a link: {ctl.friendly(str(err))}"
 
 
-def _free_options(method: str) -> bool:
-    from .train import has_free_options      # late: circular
-
-    return has_free_options(method)
-
-
-__all__ = ["WORKSHOPS", "PRESETS", "GuideStep", "Workshop", "UrlUI", "resolve", "guide_markdown", "control_values",
-           "keep_options", "workshop_link", "options_text"]
+__all__ = ["WORKSHOPS", "PRESETS", "GuideStep", "Workshop", "UrlUI", "resolve", "guide_markdown", "workshop_link"]

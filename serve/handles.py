@@ -16,6 +16,7 @@ class RunHandle(Protocol):
     log: Any                 # cit_core.events.RunLog, folded up to the handle's current step
     run_dir: Path | None     # where the run's files are written; None for a recording or an unsaved run
     has_weights: bool        # False for a recording: probes that need the model say so instead
+    steps_per_call: int      # optimizer steps one Play chunk asks for (a ZeroGPU call trains more: each has a fixed cost)
 
     @property
     def finished(self) -> bool: ...

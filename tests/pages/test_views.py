@@ -212,7 +212,7 @@ def test_missing_run_gives_a_message_not_a_traceback(store):
 class _Run:
     def __init__(self, log):
         self.id = "live0001"
-        self.trainer = type("T", (), {"log": log})()
+        self.trainer = type("T", (), {"log": log, "has_weights": True})()
 
 
 class _Registry:

@@ -8,7 +8,7 @@ import pytest
 
 from serve import compute
 from serve.registry import RunRegistry
-from pages.train import TrainTab
+from serve.session import advance
 
 WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
 
@@ -56,8 +56,8 @@ class _SpyTrainer:
 def test_the_train_tab_advances_live_runs_on_a_compute_thread_and_recordings_inline():
     registry = RunRegistry(max_runs=2, idle_ttl_s=60, factory=lambda cfg: _SpyTrainer())
     run = registry.get(registry.create(object()))
-    TrainTab._advance(run, 5)
+    advance(run, 5)
     assert run.trainer.threads == [run.trainer.threads[0]] and run.trainer.threads[0].startswith("torch")
     run.recorded = True                                   # a playback has no torch work: it stays here
-    TrainTab._advance(run, 5)
+    advance(run, 5)
     assert run.trainer.threads[1] == threading.current_thread().name

@@ -129,6 +129,6 @@ def test_budget_from_env(monkeypatch):
 
 
 def test_train_tab_shows_the_busy_message_as_is():
-    from pages.train import user_message
+    from serve.controls import user_message
     err = RegistryFull("Server busy: 3 runs are active (the limit is 3). Try again in a minute.")
     assert user_message(err) == str(err)

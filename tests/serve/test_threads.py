@@ -24,7 +24,7 @@ def test_default_threads_leaves_a_core_free(monkeypatch, cores, concurrency, thr
 
 
 def test_app_run_on_a_two_core_machine_takes_one_thread(two_cores):
-    from pages.train import torch_threads, train_concurrency
+    from serve.controls import torch_threads, train_concurrency
     assert train_concurrency() == 1
     assert torch_threads() == 1          # was cores // concurrency = 2: 10x slower beside another run
 
@@ -38,7 +38,7 @@ def test_cli_run_without_threads_takes_the_safe_default(two_cores):
 
 def test_env_overrides_the_policy(two_cores, monkeypatch):
     monkeypatch.setenv("CIT_TORCH_THREADS", "2")
-    from pages.train import torch_threads
+    from serve.controls import torch_threads
     assert default_threads() == 2 and torch_threads() == 2
     assert build_config(parser().parse_args(["run", "--out", "x"])).train.threads == 2
     monkeypatch.setenv("CIT_TORCH_THREADS", "zero")           # not a positive integer: the policy

@@ -13,7 +13,8 @@ from cit_core.methods import METHODS
 from cit_core.config import LessonConfig, ModelConfig, RunConfig, TrainConfig
 from cit_core.methods import resolve as resolve_run
 from serve.urlconfig import HIDEABLE, MAX_QUERY_CHARS, UrlConfigError, decode, encode, shareable
-from pages.workshop import PRESETS, WORKSHOPS, control_values, keep_options, options_text, resolve, workshop_link
+from pages.workshop import PRESETS, WORKSHOPS, resolve, workshop_link
+from serve.controls import control_values, has_text_options, keep_options, option_fields, options_text
 
 CONFIGS = [
     resolve_run(RunConfig()),
@@ -174,15 +175,25 @@ def test_a_link_overrides_its_workshop():
 
 def test_control_values_and_options_text():
     state = decode("method=lcia&opt.tau=0.05&opt.new_group_init=fresh&lr=0.002&seed=5")
-    values = control_values(state)
+    values = control_values(state.config)
     assert values["method"] == "lcia" and values["lr"] == 0.002 and values["seed"] == 5
-    assert values["options_text"] == "tau=0.05, new_group_init=fresh"
-    replay = control_values(decode("method=replay&opt.per_task=9&opt.mix_ratio=0.4"))
-    assert (replay["per_task"], replay["mix_ratio"], replay["options_text"]) == (9, 0.4, "")
+    assert values["method_options"] == "tau=0.05, new_group_init=fresh"
+    replay = control_values(decode("method=replay&opt.per_task=9&opt.mix_ratio=0.4").config)
+    assert (replay["replay_per_task"], replay["replay_mix_ratio"], replay["method_options"]) == (9, 0.4, "")
     assert options_text("ewc", {"lam": 1e6, "batches": 64, "batch_size": 1}) == ""
     assert keep_options("tau=0.05", "lcia") == "tau=0.05"       # a link sets method and options together
     assert keep_options("tau=0.05", "ewc") == ""                # a hand-picked method starts clean
     assert keep_options("garbled", "lcia") == ""
+
+
+def test_method_options_show_as_fields_or_text_from_the_options_dataclass():
+    """A few ranged numbers get a field each (named method_option in the web API); longer lists, names and
+    choices go in the text box; a method without options shows neither."""
+    shown = option_fields("replay")
+    assert [f.key for f in shown] == ["replay_per_task", "replay_mix_ratio"]
+    assert [f.integer for f in shown] == [True, False] and shown[0].label == "Replay: examples kept per task"
+    assert not has_text_options("replay") and has_text_options("lcia") and has_text_options("multitask")
+    assert option_fields("lcia") == [] and option_fields("seqft") == [] and not has_text_options("seqft")
 
 
 # -- the app applies a link: the demo.load handler, called directly -------------------------------------
@@ -218,7 +229,7 @@ def test_the_app_applies_each_workshop_link(app_ui, key):
         assert _visible(out[comp]) is (name not in hidden), name
     free = method != "replay" and bool(fields(METHODS[method].Options)) and "options" not in hidden
     assert _visible(out[app_ui.options_box]) is free
-    assert _visible(out[app_ui.replay_box]) is (method == "replay" and "options" not in hidden)
+    assert _visible(out[app_ui.method_boxes["replay"]]) is (method == "replay" and "options" not in hidden)
     assert _visible(out[app_ui.guide_box]) is True
     guide = out[app_ui.guide_md]
     assert f"Step 1 of {len(WORKSHOPS[key].steps)}" in guide and WORKSHOPS[key].steps[0].title in guide
@@ -233,8 +244,8 @@ def test_the_app_applies_each_workshop_link(app_ui, key):
 def test_the_app_applies_a_plain_link_and_reports_a_bad_one(app_ui):
     controls = app_ui.controls
     out = load(app_ui, {"method": "lcia", "steps": "40", "lr": "0.002", "opt.tau": "0.05", "hide": "seed"})
-    assert _value(out[controls["method"]]) == "lcia" and _value(out[controls["steps"]]) == 40
-    assert _value(out[controls["options_text"]]) == "tau=0.05"
+    assert _value(out[controls["method"]]) == "lcia" and _value(out[controls["steps_per_task"]]) == 40
+    assert _value(out[controls["method_options"]]) == "tau=0.05"
     assert _visible(out[controls["seed"]]) is False and _visible(out[controls["lr"]]) is True
     assert _visible(out[app_ui.guide_box]) is False
     bad = load(app_ui, {"lr": "-1", "method": "nope"})
@@ -247,13 +258,17 @@ def test_the_app_applies_a_plain_link_and_reports_a_bad_one(app_ui):
 
 def test_the_shareable_link_reflects_the_controls(app_ui):
     flags = {"hide": ["lr"], "workshop": None, "step": 1}
-    query = app_ui.share_query("default", "lcia", "tiny", 40, 0.002, 16, 10, 3, 64, 0.25, "tau=0.05", [], flags)
+    controls = dict(lesson="default", method="lcia", model="tiny", steps_per_task=40, lr=0.002, batch_size=16,
+                    eval_every=10, seed=3, replay_per_task=64, replay_mix_ratio=0.25, method_options="tau=0.05",
+                    files=[])
+    query = app_ui.share_query(flags, **controls)
     state = decode(query)
     assert state.errors == [] and state.hide == ("lr",)
     cfg = state.config
     assert (cfg.method, cfg.train.steps_per_task, cfg.train.lr, cfg.train.batch_size, cfg.train.eval_every,
             cfg.train.seed, cfg.method_options["tau"]) == ("lcia", 40, 0.002, 16, 10, 3, 0.05)
-    bad = app_ui.share_query("default", "seqft", "tiny", 40, 7.0, 16, 10, 3, 64, 0.25, "", [], flags)
+    bad = app_ui.share_query(flags, **{**controls, "method": "seqft", "lr": 7.0, "method_options": ""})
     assert bad.startswith("⚠") and "Learning rate must be in" in bad
-    files = app_ui.share_query("uploaded files", "seqft", "tiny", 40, 0.001, 16, 10, 3, 64, 0.25, "", [], flags)
+    files = app_ui.share_query(flags, **{**controls, "lesson": "uploaded files", "method": "seqft", "lr": 0.001,
+                                         "method_options": ""})
     assert files.startswith("⚠") and "lesson files" in files
