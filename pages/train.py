@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from cit_core.config import TrainConfig, help_text
+from cit_core.config import RunConfig, TrainConfig, help_text
 from cit_core.lessons import default_lesson
 from cit_core.methods import METHODS
 from serve import controls as ctl
@@ -197,7 +197,7 @@ class TrainUI:
 
 
 def _settings_column(ui: TrainUI) -> None:
-    c, d = ui.controls, TrainConfig()
+    c, d, first = ui.controls, TrainConfig(), RunConfig().method      # the page opens on the config's defaults
     with gr.Accordion("What you are looking at", open=False, elem_classes=["cit-intro-more"]):
         gr.Markdown(INTRO, elem_classes=["cit-intro"])
     gr.Markdown("#### Settings", elem_classes=["cit-settings-title"])
@@ -207,11 +207,11 @@ def _settings_column(ui: TrainUI) -> None:
                          label="Lesson files (JSONL / SuperNI JSON / TRACE JSON)", height=150,
                          elem_classes=["cit-files"])
     ui.lesson_info = gr.Markdown(lesson_preview(default_lesson()), elem_classes=["cit-small"])
-    c["method"] = gr.Dropdown([(cls.title, key) for key, cls in METHODS.items()], value="seqft",
+    c["method"] = gr.Dropdown([(cls.title, key) for key, cls in METHODS.items()], value=first,
                               label="Method", info="how the model is trained on the task sequence")
     with gr.Accordion("About this method", open=False) as ui.card_box:
         # cards write formulas as LaTeX between $…$ (inline) or $$…$$ (display)
-        ui.card = gr.Markdown(method_card("seqft"), elem_classes=["cit-small", "cit-card"], latex_delimiters=CARD_LATEX)
+        ui.card = gr.Markdown(method_card(first), elem_classes=["cit-small", "cit-card"], latex_delimiters=CARD_LATEX)
     _option_controls(ui)
     c["model"] = gr.Dropdown(MODEL_CHOICES, value="tiny", allow_custom_value=True, label="Model (base)",
                              info="tiny: a 0.9 M-parameter byte model this project instruction-tuned on 40 "
