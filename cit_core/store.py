@@ -6,6 +6,7 @@ can never reach a file outside it.
 """
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shutil
@@ -13,6 +14,7 @@ import time
 import weakref
 from pathlib import Path
 
+from .runs import write_json_atomic
 from .settings import settings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -133,3 +135,25 @@ def delete_run(name: str, root: Path | None = None, busy: set[Path] | None = Non
 
 class RunBusy(ValueError):
     pass
+
+
+# -- a run's metadata ------------------------------------------------------------------------------
+META = "meta.json"
+
+
+def write_meta(run_dir, **fields) -> dict:
+    """Merge `fields` into the run directory's meta.json (who made the run, where it is shown: plain JSON
+    values) and return the whole record. Atomic, so a reader polling the store never sees half a file."""
+    record = {**read_meta(run_dir), **fields}
+    write_json_atomic(Path(run_dir) / META, record)
+    return record
+
+
+def read_meta(run_dir) -> dict:
+    """The run's meta.json as a dict; {} when there is none or it is unreadable (a run without metadata is
+    still a run: metadata only adds to it)."""
+    try:
+        data = json.loads((Path(run_dir) / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
