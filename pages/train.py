@@ -192,7 +192,7 @@ class TrainUI:
     def config_inputs(self) -> dict:
         """The config controls as the handlers' keyword arguments, in the web API's parameter order."""
         fields = [f.key for shown in ctl.all_option_fields().values() for f in shown]
-        order = ("lesson", "files", "method", "model", *TRAIN_FIELDS, *fields, "method_options")
+        order = ("lesson", "files", "method", "model", "allow_download", *TRAIN_FIELDS, *fields, "method_options")
         return {name: self.controls[name] for name in order}
 
 
@@ -218,7 +218,11 @@ def _settings_column(ui: TrainUI) -> None:
                                   "generated task families; 'random init' is the same model untrained (run EWC on "
                                   "both to see He et al.'s finding). smollm2 (SmolLM2-135M) is much slower on "
                                   "CPU. Or type a Hugging Face model id / local folder already on this machine "
-                                  "(nothing is downloaded).")
+                                  "(nothing is downloaded unless 'allow download' is ticked).")
+    # the box exists on every server so a link's allow_download=1 always has a control to land on; where the
+    # operator forbids downloads it is greyed out and says so (cit_core.model refuses the download anyway)
+    c["allow_download"] = gr.Checkbox(False, label="allow download (Hub models)", info=ctl.download_info(),
+                                      interactive=ctl.downloads_possible(), elem_id="cit-allow-download")
     with gr.Accordion("Training settings", open=True) as ui.settings_box:
         for name in TRAIN_FIELDS:
             default = getattr(d, name)
@@ -334,8 +338,8 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
     _wire_buttons(tab, ui, outputs)
     c = ui.controls
     url.attach(c, dict(lesson=[c["lesson"], c["files"]], method=[c["method"], ui.card_box], options=[],
-                       model=[c["model"]], steps=[c["steps_per_task"]], lr=[c["lr"]], batch=[c["batch_size"]],
-                       eval=[c["eval_every"]], seed=[c["seed"]], step=[ui.step_n, ui.step]),
+                       model=[c["model"], c["allow_download"]], steps=[c["steps_per_task"]], lr=[c["lr"]],
+                       batch=[c["batch_size"]], eval=[c["eval_every"]], seed=[c["seed"]], step=[ui.step_n, ui.step]),
                ui.status, ui.method_boxes, ui.options_box, settings_box=ui.settings_box)
     tab.components = dict(zip(OUTPUT_KEYS, outputs))
     tab.url = url                       # app.py: tab.url.wire_load(demo) applies the page URL on load

@@ -187,6 +187,21 @@ def keep_options(text: str, method: str) -> str:
     return text if options else ""
 
 
+# -- Hub downloads ----------------------------------------------------------------------------------
+def downloads_possible() -> bool:
+    """Whether this server may download a Hub model at all: its operator's switch (CIT_ALLOW_HUB; off on a
+    public Space unless set) and HF_HUB_OFFLINE. cit_core.model enforces the same; the page only says it."""
+    return settings().allow_hub and not settings().hf_offline
+
+
+def download_info() -> str:
+    """The 'allow download' box's help line: what ticking it does on this server."""
+    if downloads_possible():
+        return "lets a Hugging Face model id typed above be downloaded (needs network); off: only local models"
+    return ("this server does not download models (its operator turned Hub downloads off: CIT_ALLOW_HUB=0, "
+            "a public Space, or HF_HUB_OFFLINE=1); only models already on it can be used")
+
+
 # -- the controls -> a RunConfig ------------------------------------------------------------------------
 @dataclass
 class Controls:
@@ -201,6 +216,7 @@ class Controls:
     eval_every: float | None = None
     seed: float | None = None
     method_options: str = ""
+    allow_download: bool = False        # the user asked for a Hub download (the server may still refuse)
     option_values: dict = field(default_factory=dict)
 
     @classmethod
@@ -275,7 +291,8 @@ def build_config(c: Controls) -> RunConfig:
     if not model:
         raise UserError("Model is empty: choose 'tiny', 'smollm2', or type a Hugging Face model id.")
     lesson, train = _lesson(c), _train(c)
-    return resolve(RunConfig(method=c.method, model=ModelConfig(name=model), train=train, lesson=lesson,
+    model_cfg = ModelConfig(name=model, allow_download=bool(c.allow_download))
+    return resolve(RunConfig(method=c.method, model=model_cfg, train=train, lesson=lesson,
                              method_options=_method_options(c)))
 
 
@@ -293,7 +310,8 @@ def control_values(cfg: RunConfig) -> dict:
     values = {"lesson": cfg.lesson.name, "method": cfg.method, "model": cfg.model.name,
               "steps_per_task": cfg.train.steps_per_task, "lr": cfg.train.lr, "batch_size": cfg.train.batch_size,
               "eval_every": cfg.train.eval_every, "seed": cfg.train.seed,
-              "method_options": options_text(cfg.method, cfg.method_options) if has_text_options(cfg.method) else ""}
+              "method_options": options_text(cfg.method, cfg.method_options) if has_text_options(cfg.method) else "",
+              "allow_download": cfg.model.allow_download}
     for shown in all_option_fields().values():
         for f in shown:
             values[f.key] = cfg.method_options[f.option] if f.method == cfg.method else f.default
@@ -305,4 +323,5 @@ CONTROL_NAMES = tuple(control_values(resolve(RunConfig())))    # every control a
 __all__ = ["Controls", "UserError", "OptionField", "build_config", "control_values", "user_message", "friendly",
            "is_user_error", "option_fields", "all_option_fields", "has_text_options", "parse_options", "options_help",
            "options_text", "keep_options", "number", "file_paths", "user_settings", "train_concurrency",
-           "torch_threads", "CONTROL_NAMES", "LESSON_DEFAULT", "LESSON_CLASSIC", "LESSON_FILES"]
+           "torch_threads", "downloads_possible", "download_info", "CONTROL_NAMES", "LESSON_DEFAULT", "LESSON_CLASSIC",
+           "LESSON_FILES"]

@@ -5,7 +5,9 @@
 
 Keys (PARAMS): `method`, `lesson`, `model`, `seed`, `steps` (per task), `lr`, `batch`, `eval` (evaluate
 every N steps); a method's options are `opt.<name>` (only those that differ from the method's defaults are
-written). View flags: `hide` (comma-separated names from HIDEABLE; `hide=` hides nothing), `workshop` (a
+written). `allow_download=1` (OPT_IN) lets the run download a Hugging Face model id; it is written only when
+set, and a server whose operator turned Hub downloads off (cit_core.settings: allow_hub) still refuses.
+View flags: `hide` (comma-separated names from HIDEABLE; `hide=` hides nothing), `workshop` (a
 ready-made lesson: its own query strings, one per guided step, are the base the link's keys override) and
 `step` (1-based guided step; steps 1..N of a workshop apply in turn).
 
@@ -34,6 +36,10 @@ PARAMS = {
     "lr": ("train", "lr"),
     "batch": ("train", "batch_size"),
     "eval": ("train", "eval_every"),
+}
+# keys written only when true (as `1`): a link asks for a download only when its author did
+OPT_IN = {
+    "allow_download": ("model", "allow_download"),
 }
 OPTION_PREFIX = "opt."
 FLAGS = ("workshop", "step", "hide")
@@ -86,6 +92,9 @@ def encode(cfg: RunConfig, hide: Sequence[str] = (), workshop: str | None = None
     pairs.append(("method", cfg.method))
     for key, (section, name) in PARAMS.items():
         pairs.append((key, _text(getattr(getattr(cfg, section), name))))
+    for key, (section, name) in OPT_IN.items():
+        if getattr(getattr(cfg, section), name):
+            pairs.append((key, "1"))
     defaults = asdict(method_options(cfg.method))
     for name, value in cfg.method_options.items():
         if value != defaults.get(name):
@@ -150,7 +159,7 @@ def _typed(raw: str, like, key: str):
 
 
 def _set_field(cfg: RunConfig, key: str, raw: str) -> RunConfig:
-    section, name = PARAMS[key]
+    section, name = PARAMS[key] if key in PARAMS else OPT_IN[key]
     part = getattr(cfg, section)
     value = _typed(raw, getattr(part, name), key)
     if key == "lesson" and value not in BUILTIN:
@@ -249,7 +258,7 @@ def _build(values: dict[str, str], workshop, step, errors: list[str]) -> UrlStat
             errors.append(f"method: no method named {method[:40]!r} (choose from {', '.join(METHODS)})")
     options: dict[str, str] = {}
     for key, raw in values.items():
-        if key in PARAMS:
+        if key in PARAMS or key in OPT_IN:
             try:
                 cfg = _set_field(cfg, key, raw)
             except ValueError as err:
@@ -257,7 +266,8 @@ def _build(values: dict[str, str], workshop, step, errors: list[str]) -> UrlStat
         elif key.startswith(OPTION_PREFIX):
             options[key[len(OPTION_PREFIX):]] = raw
         elif key not in ("method", *FLAGS) and key not in FOREIGN and not key.startswith("__"):
-            errors.append(f"unknown setting {key[:40]!r} (known: {', '.join([*PARAMS, 'method', 'opt.<name>', *FLAGS])})")
+            known = ", ".join([*PARAMS, *OPT_IN, "method", "opt.<name>", *FLAGS])
+            errors.append(f"unknown setting {key[:40]!r} (known: {known})")
     cfg = replace(cfg, method_options=_options(cfg.method, cfg.method_options, options, errors))
     hide = _hide(values.get("hide", ""), errors)
     return UrlState(cfg, hide, workshop, step, errors)
@@ -266,10 +276,10 @@ def _build(values: dict[str, str], workshop, step, errors: list[str]) -> UrlStat
 def shareable(cfg: RunConfig) -> RunConfig:
     """`cfg` with only what a link carries: the other settings back at their defaults."""
     out = resolve(RunConfig(method=cfg.method, method_options=dict(cfg.method_options)))
-    for section, name in PARAMS.values():
+    for section, name in (*PARAMS.values(), *OPT_IN.values()):
         part = getattr(out, section)
         out = replace(out, **{section: replace(part, **{name: getattr(getattr(cfg, section), name)})})
     return out
 
 
-__all__ = ["encode", "decode", "shareable", "UrlState", "UrlConfigError", "PARAMS", "HIDEABLE", "OPTION_PREFIX"]
+__all__ = ["encode", "decode", "shareable", "UrlState", "UrlConfigError", "PARAMS", "OPT_IN", "HIDEABLE", "OPTION_PREFIX"]

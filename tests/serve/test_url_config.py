@@ -14,7 +14,9 @@ from cit_core.config import LessonConfig, ModelConfig, RunConfig, TrainConfig
 from cit_core.methods import resolve as resolve_run
 from serve.urlconfig import HIDEABLE, MAX_QUERY_CHARS, UrlConfigError, decode, encode, shareable
 from pages.workshop import PRESETS, WORKSHOPS, resolve, workshop_link
-from serve.controls import control_values, has_text_options, keep_options, option_fields, options_text
+from serve import controls as controls_module
+from serve.controls import (Controls, build_config, control_values, has_text_options, keep_options, option_fields,
+                            options_text)
 
 CONFIGS = [
     resolve_run(RunConfig()),
@@ -68,6 +70,52 @@ def test_shareable_keeps_only_what_a_link_carries():
     assert back.to_dict() == shareable(cfg).to_dict()
     assert (back.train.threads, back.train.weight_decay, back.model.hidden) == (0, 0.0, 128)
     assert (back.train.seed, back.method_options["per_task"]) == (4, 8)
+
+
+def test_allow_download_round_trips_and_is_written_only_when_set():
+    # the key is opt-in: most links never ask for a download, so they do not carry the key at all
+    asked = resolve_run(RunConfig(model=ModelConfig(name="gpt2", allow_download=True)))
+    query = encode(asked)
+    assert "allow_download=1" in query.split("&")
+    state = decode(query)
+    assert state.errors == [] and state.config.to_dict() == asked.to_dict()
+    assert state.config.model.allow_download is True
+    assert "allow_download" not in encode(resolve_run(RunConfig()))
+    assert decode("model=gpt2").config.model.allow_download is False
+    assert decode("allow_download=true").config.model.allow_download is True
+    assert decode("allow_download=0").config.model.allow_download is False
+    assert shareable(asked).model.allow_download is True
+
+
+def test_a_bad_allow_download_value_gives_a_message():
+    state = decode("allow_download=maybe")
+    assert any("allow_download must be true or false" in e for e in state.errors), state.errors
+    assert state.config.model.allow_download is False
+
+
+def test_control_values_carry_allow_download():
+    assert control_values(decode("allow_download=1").config)["allow_download"] is True
+    assert control_values(decode("").config)["allow_download"] is False
+
+
+def test_the_allow_download_box_reaches_the_run_config():
+    # the Train tab's handlers get the box as the `allow_download` keyword, like every config control
+    values = dict(steps_per_task=5, lr=1e-3, batch_size=8, eval_every=0, seed=0, model="gpt2")
+    ticked = Controls.from_values({**values, "allow_download": True})
+    assert ticked.allow_download is True and "allow_download" not in ticked.option_values
+    assert build_config(ticked).model.allow_download is True
+    assert build_config(Controls.from_values(values)).model.allow_download is False
+    # a link's allow_download=1 sets the box, and the box's config writes the key back
+    assert encode(build_config(ticked)).endswith("allow_download=1")
+
+
+@pytest.mark.parametrize("allow_hub,offline,possible", [(True, False, True), (False, False, False),
+                                                         (True, True, False)])
+def test_the_box_says_whether_this_server_downloads(monkeypatch, allow_hub, offline, possible):
+    fake = types.SimpleNamespace(allow_hub=allow_hub, hf_offline=offline)
+    monkeypatch.setattr(controls_module, "settings", lambda: fake)
+    assert controls_module.downloads_possible() is possible
+    assert ("does not download" in controls_module.download_info()) is (not possible)
 
 
 def test_uploaded_lesson_files_cannot_be_encoded(tmp_path):
