@@ -21,6 +21,7 @@ from serve.registry import RunRegistry  # noqa: E402
 from serve.startup import warm_imports  # noqa: E402
 from cit_core.settings import settings  # noqa: E402
 from serve.spaces_gpu import on_zero_gpu, queue_size_for, zero_gpu_train_chunk  # noqa: E402
+from pages.board import build_board_tab  # noqa: E402
 from pages.coefficients import build_coefficients_tab  # noqa: E402
 from pages.compare import build_compare_tab  # noqa: E402
 from pages.connectivity import build_connectivity_tab  # noqa: E402
@@ -47,6 +48,7 @@ VIEWS = {
     "embeddings": ("Embeddings", build_embeddings_tab),
     "compare": ("Compare", build_compare_tab),
     "runs": ("Runs", build_runs_tab),
+    "board": ("Class board", build_board_tab),
 }
 
 CSS = """
