@@ -17,7 +17,9 @@ memory budget would be worse than refusing to start.
 | `CIT_ALLOW_HUB` | 1 locally, 0 on a Space | whether a user may ask for a Hugging Face Hub download |
 | `CIT_TORCH_THREADS` | cores split over training runs, one core left free | torch threads per run |
 | `CIT_TRAIN_CONCURRENCY` | half the cores (CPU), up to 4 (CUDA) | runs that train at the same moment |
-| `CIT_MAX_RUNS` | 8 | live runs the server holds |
+| `CIT_MAX_RUNS` | 32 | runs that may train at once, taking turns on the CPU (finished, paused and idle runs hold no slot) |
+| `CIT_MAX_RUN_STEPS` | 2000 public, 1000000 locally | steps one run may train (steps per task x tasks) |
+| `CIT_RUNS_PER_SESSION` | 1 public, no limit locally; 0 = no limit | live runs one browser session may hold |
 | `CIT_IDLE_TTL_S` | 1800 | seconds an untouched live run is kept |
 | `CIT_QUEUE_MAX` | 64 + 32 per further training slot | pending events Gradio's queue accepts |
 | `CIT_MEM_BUDGET_MB` | half the RAM available at start; 0 = none | memory all live runs may use |
@@ -34,9 +36,12 @@ from pathlib import Path
 
 NAMES = ("CIT_HOST", "GRADIO_SERVER_NAME", "CIT_PORT", "GRADIO_SERVER_PORT", "CIT_PUBLIC", "CIT_RUNS_DIR", "CIT_STORE_MAX_MB",
          "CIT_CACHE", "CIT_ALLOW_HUB", "CIT_TORCH_THREADS", "CIT_TRAIN_CONCURRENCY", "CIT_MAX_RUNS",
-         "CIT_IDLE_TTL_S", "CIT_QUEUE_MAX", "CIT_MEM_BUDGET_MB", "CIT_GPU_DURATION", "CIT_CHUNK_KEY", "SPACE_ID",
+         "CIT_MAX_RUN_STEPS", "CIT_RUNS_PER_SESSION", "CIT_IDLE_TTL_S", "CIT_QUEUE_MAX", "CIT_MEM_BUDGET_MB", "CIT_GPU_DURATION", "CIT_CHUNK_KEY", "SPACE_ID",
          "SPACES_ZERO_GPU", "HF_HUB_OFFLINE", "XDG_CACHE_HOME", "HOME")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# one run's work cap: on a public server about nine default runs (5 tasks x 45 steps), so that nobody holds
+# the CPU for hours; locally only a guard against a typo
+PUBLIC_RUN_STEPS, LOCAL_RUN_STEPS = 2000, 1_000_000
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,9 @@ class Settings:
     allow_hub: bool = True
     torch_threads: int | None = None
     train_concurrency: int | None = None
-    max_runs: int = 8
+    max_runs: int = 32
+    max_run_steps: int = 1_000_000
+    runs_per_session: int | None = None     # None: no limit
     idle_ttl_s: float = 1800.0
     queue_max: int | None = None
     mem_budget_mb: float | None = None      # None: half the available RAM; 0: no budget
@@ -87,6 +94,16 @@ class _Reader:
             return default
         return number
 
+    def count(self, name: str, default: int) -> int:
+        """A whole number of at least 0 (0 means "no limit" where the table says so)."""
+        value = self.text(name)
+        if value is None:
+            return default
+        if not value.isdigit():
+            self.problems.append(f"{name}={value!r} is not a whole number of at least 0; using {default}")
+            return default
+        return int(value)
+
     def flag(self, name: str, default: bool) -> bool:
         value = self.text(name)
         if value is None:
@@ -95,6 +112,10 @@ class _Reader:
             return value.lower() in TRUE
         self.problems.append(f"{name}={value!r} is not 1/0; using {int(default)}")
         return default
+
+
+def _no_limit_at_zero(value: int) -> int | None:
+    return value or None
 
 
 def _mem_budget(value: str | None) -> float | None:
@@ -111,20 +132,23 @@ def from_env(env=None) -> Settings:
     r = _Reader(env)
     cache = Path(r.text("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"))
     space_id = r.text("SPACE_ID")
+    public = r.flag("CIT_PUBLIC", space_id is not None)
     key = env.get("CIT_CHUNK_KEY")
     if key is not None and len(key.strip()) < 32:
         r.problems.append("CIT_CHUNK_KEY is shorter than 32 characters; ZeroGPU states will be refused")
     return Settings(
         host=r.text("CIT_HOST", "GRADIO_SERVER_NAME") or "127.0.0.1",
         port=r.positive(int, ("CIT_PORT", "GRADIO_SERVER_PORT"), 7860),
-        public=r.flag("CIT_PUBLIC", space_id is not None),
+        public=public,
         runs_dir=Path(r.text("CIT_RUNS_DIR") or cache / "cit-explorer" / "runs").expanduser(),
         store_max_mb=r.positive(float, "CIT_STORE_MAX_MB", 2048.0),
         cache_dir=Path(r.text("CIT_CACHE") or cache / "cit-explorer").expanduser(),
         allow_hub=r.flag("CIT_ALLOW_HUB", space_id is None),
         torch_threads=r.positive(int, "CIT_TORCH_THREADS", None),
         train_concurrency=r.positive(int, "CIT_TRAIN_CONCURRENCY", None),
-        max_runs=r.positive(int, "CIT_MAX_RUNS", 8),
+        max_runs=r.positive(int, "CIT_MAX_RUNS", 32),
+        max_run_steps=r.positive(int, "CIT_MAX_RUN_STEPS", PUBLIC_RUN_STEPS if public else LOCAL_RUN_STEPS),
+        runs_per_session=_no_limit_at_zero(r.count("CIT_RUNS_PER_SESSION", 1 if public else 0)),
         idle_ttl_s=r.positive(float, "CIT_IDLE_TTL_S", 1800.0),
         queue_max=r.positive(int, "CIT_QUEUE_MAX", None),
         mem_budget_mb=_mem_budget(r.text("CIT_MEM_BUDGET_MB")),

@@ -6,11 +6,11 @@ from cit_core.settings import from_env, settings
 
 def test_defaults_and_one_parsing_style():
     s = from_env({})
-    assert (s.host, s.port, s.max_runs, s.idle_ttl_s, s.public, s.allow_hub) == ("127.0.0.1", 7860, 8, 1800.0, False, True)
+    assert (s.host, s.port, s.max_runs, s.idle_ttl_s, s.public, s.allow_hub) == ("127.0.0.1", 7860, 32, 1800.0, False, True)
     s = from_env({"CIT_MAX_RUNS": "3", "CIT_IDLE_TTL_S": "60.5", "CIT_TORCH_THREADS": "2"})
     assert (s.max_runs, s.idle_ttl_s, s.torch_threads, s.problems) == (3, 60.5, 2, ())
     s = from_env({"CIT_MAX_RUNS": "many", "CIT_TORCH_THREADS": "-1"})
-    assert (s.max_runs, s.torch_threads) == (8, None) and len(s.problems) == 2     # ignored, and said so
+    assert (s.max_runs, s.torch_threads) == (32, None) and len(s.problems) == 2     # ignored, and said so
 
 
 def test_a_space_is_public_and_refuses_hub_downloads_unless_the_operator_allows():
@@ -18,6 +18,16 @@ def test_a_space_is_public_and_refuses_hub_downloads_unless_the_operator_allows(
     assert s.public and not s.allow_hub
     s = from_env({"SPACE_ID": "someone/cit", "CIT_ALLOW_HUB": "1", "CIT_PUBLIC": "0"})
     assert not s.public and s.allow_hub
+
+
+def test_a_public_server_caps_one_runs_work_and_a_sessions_live_runs():
+    local, public = from_env({}), from_env({"SPACE_ID": "someone/cit"})
+    assert (local.max_run_steps, local.runs_per_session) == (1_000_000, None)
+    assert (public.max_run_steps, public.runs_per_session) == (2000, 1)
+    s = from_env({"CIT_PUBLIC": "1", "CIT_MAX_RUN_STEPS": "500", "CIT_RUNS_PER_SESSION": "0"})
+    assert (s.max_run_steps, s.runs_per_session, s.problems) == (500, None, ())
+    s = from_env({"CIT_RUNS_PER_SESSION": "two", "CIT_MAX_RUN_STEPS": "0"})
+    assert (s.runs_per_session, s.max_run_steps) == (None, 1_000_000) and len(s.problems) == 2
 
 
 def test_gradio_server_variables_bind_the_app_and_the_projects_own_win():
