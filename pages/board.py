@@ -118,7 +118,7 @@ def write_csv(room: str, text: str) -> Path:
     """Write one class table; only the newest CSV_KEEP stay (a busy room downloads often)."""
     folder = _csv_folder()
     path = folder / f"class-{room}-{time.strftime('%Y%m%d-%H%M%S')}-{next(_csv_count)}.csv"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text, encoding="utf-8", newline="")      # the csv module's own line ends
     for old in sorted(folder.glob("*.csv"), key=lambda p: p.stat().st_mtime_ns)[:-CSV_KEEP]:
         old.unlink(missing_ok=True)
     return path
@@ -175,8 +175,8 @@ def build_board_tab(registry, run_state) -> BoardView:
         name = gr.Textbox(label="Your name on the board", max_length=40, scale=2, elem_id="cit-board-name")
         include = gr.Checkbox(False, label="include recordings", scale=1)
     with gr.Row():
-        join_btn = gr.Button("Put my run on the board", scale=0)
-        csv_btn = gr.Button("Download class table (CSV)", scale=0)
+        join_btn = gr.Button("Put my run on the board", scale=0, min_width=220)
+        csv_btn = gr.Button("Download class table (CSV)", scale=0, min_width=260)
     note = gr.Markdown()
     csv_file = gr.File(label="Class table", visible=False, interactive=False)
     message = gr.Markdown(ASK_ROOM, elem_classes=["cit-small"])
