@@ -29,7 +29,9 @@ HEADERS = ["participant", "method", "seed", "state", "tasks done", "AP", "forget
 HOW = ("_One row per run of the room: AP is the average accuracy over all tasks after the last one (higher "
        "is better), forgetting the average drop from each task's best score (lower is better), BWT "
        "negative when later tasks hurt earlier ones. Metrics appear when a run finishes._")
-ASK_ROOM = "Type the room name from your teacher's link (the `room=` part), or open the link itself."
+# "choose": tests/e2e/test_browser.py's every-tab check expects a view without data to say what to pick
+ASK_ROOM = ("Choose a room: type the room name from your teacher's link (its `room=` part), or open the "
+            "link itself.")
 CSV_KEEP = 32            # class tables kept on disk by this process (older ones are deleted)
 
 
