@@ -1,14 +1,10 @@
 """Contract table over every registered method: 2 tasks x a few steps on the tiny model."""
-import json
-import math
-
 import pytest
 
 from cit_core.methods import METHODS
-from cit_core.runs import RunWriter, read_run
 from cit_core.trainer import Trainer
 
-from support.contract import CONTRACT
+from support.contract import CONTRACT, check_contract
 from support.lessons import small_config, small_lesson
 
 
@@ -18,25 +14,7 @@ def test_every_method_has_a_contract_row():
 
 @pytest.mark.parametrize("name", sorted(CONTRACT))
 def test_method_contract(name, tmp_path):
-    lesson = small_lesson(n_tasks=2)
-    trainer = Trainer(small_config(name, steps=4, **CONTRACT[name]), lesson=lesson)
-    with RunWriter(tmp_path / name, trainer.cfg.to_dict()) as writer:   # every event must be writable
-        for event in trainer.events():
-            writer.write(event)
-    summary = trainer.log.summary
-    log = trainer.log
-    reread = read_run(tmp_path / name)
-    assert reread.acc_matrix == log.acc_matrix and reread.task_end_info == json.loads(
-        json.dumps(log.task_end_info, default=lambda v: v.tolist() if hasattr(v, "tolist") else list(v)))
-    assert log.error is None
-    assert all(math.isfinite(loss) for _, loss in log.losses)
-    assert len(log.losses) == 2 * 4
-    assert len(summary["acc_matrix"]) == 2 and all(len(r) == 2 for r in summary["acc_matrix"])
-    assert len(summary["base_scores"]) == 2
-    assert set(summary["metrics"]) == {"AP", "BWT", "FWT", "forgetting", "MAA", "RG"}
-    # periodic evaluation: base + one mid-task point + the task end, per task
-    assert summary["curves"]["steps"] == [0, 2, 4, 6, 8]
-    assert summary["method"] == name
+    check_contract(name, CONTRACT[name], tmp_path)
 
 
 def test_lora_trains_only_the_adapter():
