@@ -22,6 +22,7 @@ from serve.startup import warm_imports  # noqa: E402
 from cit_core.settings import settings  # noqa: E402
 from serve.spaces_gpu import on_zero_gpu, queue_size_for, zero_gpu_train_chunk  # noqa: E402
 from pages.board import build_board_tab  # noqa: E402
+from pages.api import build_api, hide_internal_endpoints  # noqa: E402
 from pages.coefficients import build_coefficients_tab  # noqa: E402
 from pages.compare import build_compare_tab  # noqa: E402
 from pages.connectivity import build_connectivity_tab  # noqa: E402
@@ -34,6 +35,9 @@ from pages.train import build_train_tab  # noqa: E402
 from serve.controls import train_concurrency  # noqa: E402
 
 TITLE = "CIT Explorer"
+# the Train tab's events a script may still call by name besides the documented API (pages/api.py): they take
+# the page's controls and return its Markdown and plots, for tests and scripts that drive the page itself
+ADVANCED_ENDPOINTS = ("play", "step", "pause", "reset", "session_status", "heartbeat")
 # pending events: 64 for one training slot, more where the hardware trains several runs at once
 QUEUE_MAX_SIZE = settings().queue_max or queue_size_for(train_concurrency())
 MAX_RUNS = settings().max_runs
@@ -143,6 +147,9 @@ def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
                         api_visibility="private")
         demo.unload(train.unload)
         train.url.wire_load(demo)           # the page URL's query (settings, workshop, hidden controls)
+        demo.cit_api = build_api(registry)  # /run, /status, /result, /watch on the same registry as the tabs
+        # inside the Blocks: its config (what gradio_client reads) is written when the `with` ends
+        hide_internal_endpoints(demo, keep=ADVANCED_ENDPOINTS)
     demo.queue(max_size=QUEUE_MAX_SIZE)
     demo.cit_registry = registry            # for tests and later tabs
     return demo

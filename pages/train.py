@@ -303,8 +303,8 @@ def _wire_buttons(tab: TrainTab, ui: TrainUI, outputs: list) -> None:
     play = ui.play.click(tab.play, [ui.run_state], outputs, inputs_kwargs=config, api_name="play",
                          concurrency_limit=limit, **train, **busy)
     # cheap (no model, a sleep between frames): never waits behind training, even on a busy Space
-    watch = ui.watch.click(tab.watch, [ui.run_state, ui.watch_pick], outputs, api_name="watch", cancels=[play],
-                           concurrency_limit=None, show_progress="hidden")
+    watch = ui.watch.click(tab.watch, [ui.run_state, ui.watch_pick], outputs, api_name="watch_recording",
+                           cancels=[play], concurrency_limit=None, show_progress="hidden")
     watch.then(watched_settings, [ui.watch_pick], [ui.controls["method"], ui.controls["method_options"]],
                queue=False, api_visibility="private")
     step = ui.step.click(tab.step, [ui.run_state], outputs, inputs_kwargs={"steps": ui.step_n, **config},
@@ -313,8 +313,9 @@ def _wire_buttons(tab: TrainTab, ui: TrainUI, outputs: list) -> None:
                    concurrency_limit=None, show_progress="hidden")
     ui.reset.click(tab.reset, [ui.run_state], outputs, inputs_kwargs=config, api_name="reset",
                    cancels=[play, watch, step], concurrency_id="build", concurrency_limit=limit, **busy)
-    # read-only view of the session's run (tests, and a page that wants to redraw)
-    gr.Button("refresh", visible=False).click(tab.status, [ui.run_state], outputs, api_name="status",
+    # read-only view of the session's run (tests, and a page that wants to redraw); not /status, which is the
+    # documented API's (pages/api.py)
+    gr.Button("refresh", visible=False).click(tab.status, [ui.run_state], outputs, api_name="session_status",
                                               concurrency_limit=None, show_progress="hidden")
 
 

@@ -63,7 +63,7 @@ def filled_after_rows(table: str) -> int:
 
 
 def current(client) -> tuple:
-    return client.predict(api_name="/status")
+    return client.predict(api_name="/session_status")
 
 
 def test_play_streams_then_pause_and_cancel_stop_and_step_is_exact(server):
@@ -219,14 +219,14 @@ def test_play_after_a_finished_run_with_a_new_method_starts_a_new_run(server):
     tiny = {**SHORT, "steps_per_task": 3, "eval_every": 0, "batch_size": 8}
     existing = set(registry.ids())
     client.submit(**tiny, api_name="/play").result()
-    assert "15 / 15" in client.predict(api_name="/status")[STATUS]
+    assert "15 / 15" in client.predict(api_name="/session_status")[STATUS]
     (first_id,) = set(registry.ids()) - existing          # this session's finished seqft run
 
     job = client.submit(**{**tiny, "method": "replay"}, api_name="/play")
     job.result()
     latest = fold(job.outputs())
     assert "new run with the changed settings" in latest[STATUS], latest[STATUS]
-    assert "15 / 15" in client.predict(api_name="/status")[STATUS]
+    assert "15 / 15" in client.predict(api_name="/session_status")[STATUS]
     (second_id,) = set(registry.ids()) - existing
     assert second_id != first_id and first_id not in registry, "the finished run was not replaced"
     assert registry.get(second_id).cfg.method == "replay"

@@ -43,7 +43,7 @@ def play_sessions(url: str, params: list[dict]) -> list[dict]:
             t0 = time.perf_counter()
             client.submit(**params[i], api_name="/play").result(timeout=3600)
             res["wall_s"] = time.perf_counter() - t0
-            res["status"] = client.predict(api_name="/status")[0]
+            res["status"] = client.predict(api_name="/session_status")[0]
             res["error"] = None
         except Exception as err:  # noqa: BLE001 - reported per session
             res["error"] = f"{type(err).__name__}: {err}"
