@@ -113,8 +113,9 @@ PAPER_LINKS = ("2410.10868", "2403.11435", "2407.11780", "2402.18865", "2311.162
 
 def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
     if registry is None:
-        registry = RunRegistry(MAX_RUNS, IDLE_TTL_S)
+        registry = RunRegistry(MAX_RUNS, IDLE_TTL_S, per_session=settings().runs_per_session)
     compute.configure(train_concurrency())      # torch work on as many threads as runs may train at once
+    registry.scheduler.resize(train_concurrency())   # and as many turns on the CPU at once
     warm_imports()                              # before any session: lazy library imports raced (issue 14)
     if on_zero_gpu():
         zero_gpu_train_chunk()                  # decorated with spaces.GPU now, before the app launches

@@ -2,8 +2,8 @@
 
 The widgets and their wiring live here, the picture of a run in train_view.py; what the buttons do to a
 run (make it, advance it chunk by chunk, stop it, watch a recording in its place) is serve/session.py, and
-the controls <-> config logic serve/controls.py. Concurrency (ARCHITECTURE.md, "Gradio: concurrency and
-state"): the browser session holds only a run id in gr.State; Play is a generator on the shared
+the controls <-> config logic serve/controls.py. Concurrency (docs/architecture.md): the
+browser session holds only a run id in gr.State; Play is a generator on the shared
 `concurrency_id="train"` queue that yields after every chunk, and Step shares that queue. The config
 controls reach the handlers as keyword arguments (`inputs_kwargs`) named as the web API's parameters.
 """
@@ -23,7 +23,8 @@ from serve.registry import Run, RunRegistry
 from serve.session import CannotStart, Session, step_count, stopped
 
 from .ask import build_ask
-from .train_view import OUTPUT_KEYS, as_tuple, lesson_preview, message_only, on_files, on_lesson, render
+from .train_view import (OUTPUT_KEYS, as_tuple, lesson_preview, message_only, on_files, on_lesson, render,
+                         waiting_line)
 from .workshop import UrlUI
 
 # the base switch: the same tiny architecture instruction-tuned (assets/tiny-instruct) or randomly
@@ -51,6 +52,11 @@ then press **Play** (Pause stops at a clean step; Step moves a given number of s
 **Reset**, or on **Play** once the run has finished (switch the method to Replay and press Play to see
 forgetting shrink). **Ask the model** (under the charts) shows what the model answers now and after each task.
 """
+
+# A browser proves itself with this timer's ticks (a scripted client that never opens the page does not send
+# them, so its runs make way first: serve/registry.py). The first tick comes soon after the page loads, then
+# one every HEARTBEAT_S, well inside the registry's BROWSER_TTL_S.
+FIRST_BEAT_S, HEARTBEAT_S = 1.0, 20.0
 
 PENDING_PLAY = ("**▶ Play pressed** · starting: waiting for a free training slot (other runs may be training; "
                 "your place in the queue shows here) or building the model. No need to press again.")
@@ -97,6 +103,11 @@ class TrainTab:
                 lambda r: as_tuple(render(r, sent, word, first_note)))
 
     @staticmethod
+    def _waiting(run: Run, words: str) -> tuple:
+        """A Play or Step loop's status while it waits for its turn on the CPU; the charts stay as they are."""
+        return message_only(run.id, waiting_line(run, words))
+
+    @staticmethod
     def _cannot_start(run_id, err: CannotStart) -> tuple:
         gr.Warning(str(err))
         return message_only(run_id, f"**Could not start:** {err}")
@@ -111,7 +122,7 @@ class TrainTab:
         if stopped(run):
             yield self._show(session, "", note, "")
             return
-        yield from session.play(run, *self._framing("▶ Playing", note, note or "starting…"))
+        yield from session.play(run, *self._framing("▶ Playing", note, note or "starting…"), waiting=self._waiting)
 
     def pause(self, run_id):
         session = self._session(run_id)
@@ -141,7 +152,7 @@ class TrainTab:
             progress_note = f"{moved} of {n} steps" + (f"; {note}" if note else "")
             return as_tuple(render(r, sent, "Paused" if over else "▶ Stepping", note if over else progress_note,
                                    force_loss=over))
-        yield from session.step(run, n, frame)
+        yield from session.step(run, n, frame, waiting=self._waiting)
 
     def reset(self, run_id, request: gr.Request = None, **controls):
         session = self._session(run_id, request)
@@ -153,10 +164,10 @@ class TrainTab:
             return self._show(session, "Paused", kept, f"**Could not start:** {err}")
 
     def status(self, run_id):
-        session = self._session(run_id)
-        if session.run is None:
+        run = self.registry.peek(run_id)         # peek: polling the status keeps no run from being idle
+        if run is None:
             return message_only(None, "No run yet: press Play, Step or Reset.")
-        return self._show(session, "Current", "", "")
+        return as_tuple(self._session(run_id).read(run, lambda r: render(r, None, "Current", "")))
 
     def watch(self, run_id, name, request: gr.Request = None):
         """Play a recorded gallery run back in this session's place (no training, no train queue): the
@@ -169,6 +180,11 @@ class TrainTab:
             yield self._show(session, "Paused", str(err), str(err))
             return
         yield from session.watch_frames(run, *self._framing("▶ Watching", note, note))
+
+    def heartbeat(self, request: gr.Request = None):
+        """The Train tab's timer: this session has a browser page open. Slows the timer to HEARTBEAT_S."""
+        self.registry.heartbeat(self._session(None, request).owner)
+        return gr.Timer(HEARTBEAT_S)
 
     def unload(self, request: gr.Request = None):
         self.registry.release_owner(self._session(None, request).owner)
@@ -293,7 +309,9 @@ def _wire_settings(ui: TrainUI, url: UrlUI) -> None:
 
 
 def _wire_buttons(tab: TrainTab, ui: TrainUI, outputs: list) -> None:
-    limit, config = ctl.train_concurrency(), ui.config_inputs()
+    # every Play / Step loop may run at once: they take turns on the CPU chunk by chunk (serve/scheduler.py),
+    # so a long run no longer holds Gradio's queue; Reset builds models and keeps the hardware's limit
+    limit, loops, config = ctl.train_concurrency(), tab.registry.max_runs, ui.config_inputs()
     train = dict(concurrency_id="train", trigger_mode="once")
     busy = dict(show_progress="minimal", show_progress_on=[ui.status])   # queue position / timer in the status box
     # a press shows at once that it was taken (before the queue or the model build answers), so nobody
@@ -301,14 +319,14 @@ def _wire_buttons(tab: TrainTab, ui: TrainUI, outputs: list) -> None:
     ui.play.click(None, None, [ui.status], js=pending_js(PENDING_PLAY), queue=False, show_progress="hidden")
     ui.step.click(None, None, [ui.status], js=pending_js(PENDING_STEP), queue=False, show_progress="hidden")
     play = ui.play.click(tab.play, [ui.run_state], outputs, inputs_kwargs=config, api_name="play",
-                         concurrency_limit=limit, **train, **busy)
+                         concurrency_limit=loops, **train, **busy)
     # cheap (no model, a sleep between frames): never waits behind training, even on a busy Space
     watch = ui.watch.click(tab.watch, [ui.run_state, ui.watch_pick], outputs, api_name="watch_recording",
                            cancels=[play], concurrency_limit=None, show_progress="hidden")
     watch.then(watched_settings, [ui.watch_pick], [ui.controls["method"], ui.controls["method_options"]],
                queue=False, api_visibility="private")
     step = ui.step.click(tab.step, [ui.run_state], outputs, inputs_kwargs={"steps": ui.step_n, **config},
-                         api_name="step", cancels=[play, watch], concurrency_limit=limit, **train, **busy)
+                         api_name="step", cancels=[play, watch], concurrency_limit=loops, **train, **busy)
     ui.pause.click(tab.pause, [ui.run_state], outputs, api_name="pause", cancels=[play, watch, step],
                    concurrency_limit=None, show_progress="hidden")
     ui.reset.click(tab.reset, [ui.run_state], outputs, inputs_kwargs=config, api_name="reset",
@@ -317,6 +335,12 @@ def _wire_buttons(tab: TrainTab, ui: TrainUI, outputs: list) -> None:
     # documented API's (pages/api.py)
     gr.Button("refresh", visible=False).click(tab.status, [ui.run_state], outputs, api_name="session_status",
                                               concurrency_limit=None, show_progress="hidden")
+
+
+def _wire_heartbeat(tab: TrainTab) -> None:
+    """The page's heartbeat: a timer only an open page runs (scripts call /heartbeat the same way)."""
+    timer = gr.Timer(FIRST_BEAT_S)
+    timer.tick(tab.heartbeat, None, timer, api_name="heartbeat", concurrency_limit=None, show_progress="hidden")
 
 
 def build_train_tab(registry: RunRegistry) -> TrainTab:
@@ -337,6 +361,7 @@ def build_train_tab(registry: RunRegistry) -> TrainTab:
     outputs = [ui.run_state, ui.status, ui.matrix, ui.matrix_md, ui.curves, ui.loss, ui.metrics, ui.lesson_info]
     _wire_settings(ui, url)
     _wire_buttons(tab, ui, outputs)
+    _wire_heartbeat(tab)
     c = ui.controls
     url.attach(c, dict(lesson=[c["lesson"], c["files"]], method=[c["method"], ui.card_box], options=[],
                        model=[c["model"], c["allow_download"]], steps=[c["steps_per_task"]], lr=[c["lr"]],

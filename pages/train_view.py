@@ -61,6 +61,13 @@ def status_line(run: Run, word: str = "", note: str = "") -> str:
     return f"{lead}task {i + 1} of {T} ({tasks[i]}) · step {lg.step} / {total} · {speed}{tail}"
 
 
+def waiting_line(run: Run, words: str) -> str:
+    """The status line of a run waiting for its turn on the CPU (serve/scheduler.py: runs take turns)."""
+    lg, T = run.trainer.log, len(_task_names(run))
+    total = T * run.cfg.train.steps_per_task
+    return (f"**▶ Playing · {words}** · task {max(lg.task, 0) + 1} of {T} · step {lg.step} / {total} · "
+            "runs take turns chunk by chunk, so every run moves")
+
 
 def lesson_markdown_for_run(run: Run) -> str:
     cfg, lesson = run.cfg, run.trainer.lesson
@@ -154,5 +161,5 @@ def message_only(run_id, message: str) -> tuple:
     return as_tuple({"state": run_id, "status": message})
 
 
-__all__ = ["OUTPUT_KEYS", "render", "status_line", "lesson_preview", "on_lesson", "on_files", "as_tuple",
+__all__ = ["OUTPUT_KEYS", "render", "status_line", "waiting_line", "lesson_preview", "on_lesson", "on_files", "as_tuple",
            "message_only"]
