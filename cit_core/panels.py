@@ -1,7 +1,7 @@
 """Plain panel records: what a method shows in the Coefficients view, as data.
 
 A method's `panels(log)` returns a list of these; pages draw them generically and never name a method
-(ARCHITECTURE.md, "Methods own their displays"). The records hold numbers and words only: no plotly,
+(docs/architecture.md). The records hold numbers and words only: no plotly,
 no gradio. The grid helpers below turn RunLog pieces into the rows x columns arrays the records carry.
 """
 from __future__ import annotations

@@ -27,6 +27,8 @@ memory budget would be worse than refusing to start.
 | `CIT_CHUNK_KEY` | made at start-up | the HMAC key of ZeroGPU training states (at least 32 characters) |
 | `SPACE_ID`, `SPACES_ZERO_GPU` | unset | set by Hugging Face Spaces |
 | `HF_HUB_OFFLINE` | unset | `1`: never download a model |
+| `XDG_CACHE_HOME` | `~/.cache` | the cache's root: the default run store and model cache live under it |
+| `HOME` | the user's home | `~/.cache`, the cache's root when `XDG_CACHE_HOME` is unset |
 """
 from __future__ import annotations
 

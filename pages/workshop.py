@@ -183,6 +183,9 @@ def _query_of(request) -> list[tuple[str, str]]:
 # -- the page: guide panel, shareable link, load handler -------------------------------------------
 SHARE_JS = """(q) => {
   if (!q || q.startsWith('\u26a0')) { return q; }
+  // the Class board's room stays in the address bar when the settings rewrite it
+  const room = new URLSearchParams(window.location.search).get('room');
+  if (room) { q += '&room=' + encodeURIComponent(room); }
   const url = window.location.origin + window.location.pathname + '?' + q;
   try { window.history.replaceState(null, '', url); } catch (e) {}
   return url;

@@ -47,8 +47,9 @@ HIDEABLE = ("lesson", "method", "options", "model", "steps", "lr", "batch", "eva
 MAX_QUERY_CHARS = 2000          # a link longer than this is not something a person typed or shared
 MAX_FIELDS = 64
 MAX_VALUE_CHARS = 200
-# keys Gradio itself reads from the page URL; they are not ours to judge
-FOREIGN = ("view",)
+# keys other parts of the page read from the URL (Gradio's `view`; the Class board's `room`): not the Train
+# tab's to judge
+FOREIGN = ("view", "room")
 
 
 class UrlConfigError(ValueError):

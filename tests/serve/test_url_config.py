@@ -320,3 +320,9 @@ def test_the_shareable_link_reflects_the_controls(app_ui):
     files = app_ui.share_query(flags, **{**controls, "lesson": "uploaded files", "method": "seqft", "lr": 0.001,
                                          "method_options": ""})
     assert files.startswith("⚠") and "lesson files" in files
+
+
+def test_a_room_link_is_not_an_unknown_setting():
+    """The Class board reads `room=` from the same link; the Train tab must not warn about it."""
+    state = decode("?workshop=forgetting&room=t1", PRESETS)
+    assert state.errors == []
