@@ -56,8 +56,8 @@ class _SpyTrainer:
 def test_the_train_tab_advances_live_runs_on_a_compute_thread_and_recordings_inline():
     registry = RunRegistry(max_runs=2, idle_ttl_s=60, factory=lambda cfg: _SpyTrainer())
     run = registry.get(registry.create(object()))
-    advance(run, 5)
-    assert run.trainer.threads == [run.trainer.threads[0]] and run.trainer.threads[0].startswith("torch")
+    advance(run, 5)                                       # one compute call, stepping one step at a time
+    assert run.trainer.threads == [run.trainer.threads[0]] * 5 and run.trainer.threads[0].startswith("torch")
     run.recorded = True                                   # a playback has no torch work: it stays here
     advance(run, 5)
-    assert run.trainer.threads[1] == threading.current_thread().name
+    assert run.trainer.threads[5:] == [threading.current_thread().name]
