@@ -224,21 +224,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="the run directory to write (created)")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cit_core", description="CIT Explorer engine")
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train through a lesson and write a run directory")
-    _add_run_args(r)
-    r.add_argument("--method", default="seqft", help="a registered method (`python -m cit_core methods`; "
-                                                     "default: seqft)")
-    r.add_argument("--seed", type=int, default=0, help=help_text(TrainConfig, "seed") + "; default 0")
-    r.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method option, repeatable")
-    r.set_defaults(func=cmd_run)
-    w = sub.add_parser("sweep", help="run methods x seeds and write a table of mean ± std")
-    _add_run_args(w)
-    w.add_argument("--methods", nargs="+", default=["all"], help="registry keys, or 'all'")
-    w.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds to run for every method (default: 0)")
-    w.set_defaults(func=cmd_sweep)
+def _add_probe_commands(sub) -> None:
+    """`probe connectivity` and `probe embeddings`."""
     pr = sub.add_parser("probe", help="analyse a saved run; writes a JSON file into its directory")
     probes = pr.add_subparsers(dest="probe", required=True)
     c = probes.add_parser("connectivity", help="loss and accuracy along the line between task solutions "
@@ -254,16 +241,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--projection", choices=["umap", "pca"], default="umap",
                    help="2-D projection of the embeddings (default: umap, seeded)")
     e.set_defaults(func=cmd_probe_embeddings)
-    cp = sub.add_parser("compare", help="one row per run directory: method, seed, AP, BWT, FWT, forgetting, "
-                                        "RG, wall_s (printed; --out writes CSV)")
-    cp.add_argument("dirs", nargs="+", metavar="DIR", help="run directories (e.g. a sweep's DIR/*)")
-    cp.add_argument("--out", metavar="FILE.csv", help="also write the table as CSV")
-    cp.add_argument("--rg-upper", metavar="DIR", help="a finished per-task run (e.g. oracle_lora) whose "
-                    "score on each task right after training it is RG's upper bound U_i (InsCL's single-task "
-                    "bound); default: each run's own R[i][i]")
-    cp.set_defaults(func=cmd_compare)
-    ls = sub.add_parser("runs", help="list the runs in the run store (CIT_RUNS_DIR)")
-    ls.set_defaults(func=cmd_runs)
+
+
+def _add_gallery_commands(sub) -> None:
+    """`gallery build` and `gallery list`."""
     g = sub.add_parser("gallery", help="the shipped recordings (assets/gallery)")
     gs = g.add_subparsers(dest="gallery", required=True)
     gb = gs.add_parser("build", help="pack finished run directories (e.g. a sweep's DIR) into the gallery")
@@ -280,6 +261,10 @@ def parser() -> argparse.ArgumentParser:
     gl = gs.add_parser("list", help="list the recordings")
     gl.add_argument("--dir", default=None, metavar="DIR", help="default: assets/gallery")
     gl.set_defaults(func=cmd_gallery_list)
+
+
+def _add_pretrain_command(sub) -> None:
+    """`pretrain`: the tiny base's instruction tuning."""
     pt = sub.add_parser("pretrain", help="multi-task instruction-tune the tiny byte model on the generated "
                                          "corpus -> DIR/model.safetensors + manifest.json")
     pt.add_argument("--out", required=True, metavar="DIR", help="where model.safetensors and manifest.json go")
@@ -292,6 +277,36 @@ def parser() -> argparse.ArgumentParser:
     pt.add_argument("--eval-every", dest="eval_every", type=int, metavar="N",
                     help="score the held-out family prompts every N steps (default 1000)")
     pt.set_defaults(func=cmd_pretrain)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m cit_core", description="CIT Explorer engine")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train through a lesson and write a run directory")
+    _add_run_args(r)
+    r.add_argument("--method", default="seqft", help="a registered method (`python -m cit_core methods`; "
+                                                     "default: seqft)")
+    r.add_argument("--seed", type=int, default=0, help=help_text(TrainConfig, "seed") + "; default 0")
+    r.add_argument("--option", action="append", metavar="KEY=VALUE", help="a method option, repeatable")
+    r.set_defaults(func=cmd_run)
+    w = sub.add_parser("sweep", help="run methods x seeds and write a table of mean ± std")
+    _add_run_args(w)
+    w.add_argument("--methods", nargs="+", default=["all"], help="registry keys, or 'all'")
+    w.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds to run for every method (default: 0)")
+    w.set_defaults(func=cmd_sweep)
+    _add_probe_commands(sub)
+    cp = sub.add_parser("compare", help="one row per run directory: method, seed, AP, BWT, FWT, forgetting, "
+                                        "RG, wall_s (printed; --out writes CSV)")
+    cp.add_argument("dirs", nargs="+", metavar="DIR", help="run directories (e.g. a sweep's DIR/*)")
+    cp.add_argument("--out", metavar="FILE.csv", help="also write the table as CSV")
+    cp.add_argument("--rg-upper", metavar="DIR", help="a finished per-task run (e.g. oracle_lora) whose "
+                    "score on each task right after training it is RG's upper bound U_i (InsCL's single-task "
+                    "bound); default: each run's own R[i][i]")
+    cp.set_defaults(func=cmd_compare)
+    ls = sub.add_parser("runs", help="list the runs in the run store (CIT_RUNS_DIR)")
+    ls.set_defaults(func=cmd_runs)
+    _add_gallery_commands(sub)
+    _add_pretrain_command(sub)
     m = sub.add_parser("methods", help="list the registered methods")
     m.set_defaults(func=cmd_methods)
     v = sub.add_parser("validate", help="check lesson files; exit 0 when valid, 2 otherwise")
