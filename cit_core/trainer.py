@@ -27,6 +27,7 @@ from .lessons import load_lesson
 from .lessons.corpus import general_suite
 from .methods import METHODS, RunContext, method_options, resolve
 from .model import ModelBundle, build_model, count_parameters
+from .rng import RunRandomness
 from .runs import RunWriter
 from .snapshots import MEMORY_LIMIT_PARAMS, Snapshot, drift, take_snapshot, write_checkpoint
 from .tokenize import Encoder
@@ -67,17 +68,11 @@ class Trainer:
             raise ValueError(f"batch_size ({cfg.train.batch_size}) must be at least the number of processes "
                              f"({self.dist.world}): each process trains on its share of every batch")
         self.lesson = lesson or load_lesson(cfg.lesson, seed=cfg.train.seed)
-        self.bundle = bundle or build_model(cfg.model, seed=cfg.train.seed, device=self.dist.device)
-        self.encoder = Encoder(self.bundle.tokenizer, self.bundle.fmt, cfg.train.max_len)
-        # what the base already knew, scored at every evaluation beside the lesson (not a lesson task)
-        self.general = general_suite() if cfg.train.eval_general else None
-        ctx = RunContext(cfg, self.lesson, self.bundle, self.encoder, random.Random(f"method-{cfg.train.seed}"))
-        self.method = METHODS[cfg.method](method_options(cfg.method, cfg.method_options), ctx)
-        torch.manual_seed(cfg.train.seed)
-        pretrained = dict(self.bundle.model.named_parameters())   # names before adapters rename them
-        self.model = self.method.setup(self.bundle.model)
-        # the base weights the method froze: a state for chunked training refers to them by name only
-        self.frozen_base = {n: p for n, p in pretrained.items() if not p.requires_grad}
+        # every draw of this run (a scratch init, adapters, routers) comes from its own streams: another run
+        # in the process seeding torch meanwhile changes nothing here (cit_core/rng.py)
+        self.randomness = RunRandomness(cfg.train.seed)
+        with self.randomness.active():
+            self._build(cfg, bundle)
         self._mixed = _use_mixed_precision(self.bundle.device)
         if self._mixed:
             _trainable_to_fp32(self.model)
@@ -95,29 +90,35 @@ class Trainer:
         self.cursor = Cursor(random.Random(f"batches-{cfg.train.seed}"))
         self._raw = self._run()
 
+    def _build(self, cfg: RunConfig, bundle: ModelBundle | None) -> None:
+        """The model, the encoder and the method, set up (on the run's own random streams)."""
+        self.bundle = bundle or build_model(cfg.model, seed=cfg.train.seed, device=self.dist.device)
+        self.encoder = Encoder(self.bundle.tokenizer, self.bundle.fmt, cfg.train.max_len)
+        # what the base already knew, scored at every evaluation beside the lesson (not a lesson task)
+        self.general = general_suite() if cfg.train.eval_general else None
+        ctx = RunContext(cfg, self.lesson, self.bundle, self.encoder, random.Random(f"method-{cfg.train.seed}"))
+        self.method = METHODS[cfg.method](method_options(cfg.method, cfg.method_options), ctx)
+        torch.manual_seed(cfg.train.seed)       # where the method's setup draws from, as it always did
+        pretrained = dict(self.bundle.model.named_parameters())   # names before adapters rename them
+        self.model = self.method.setup(self.bundle.model)
+        # the base weights the method froze: a state for chunked training refers to them by name only
+        self.frozen_base = {n: p for n, p in pretrained.items() if not p.requires_grad}
+
     # -- the state, for training in chunks in other processes (ZeroGPU) -------------------------
     _TRANSIENT = ("_raw", "_writer", "dist")
 
     def export_state(self) -> dict:
-        """Everything the run needs to continue, as plain attributes plus the RNG states; only valid at
-        a step boundary (after advance() returned). serve/chunks.py pickles it."""
-        state = {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
-        state["torch_rng"] = torch.get_rng_state()
-        state["cuda_rng"] = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-        return state
+        """Everything the run needs to continue, as plain attributes (its random streams included:
+        `randomness`); only valid at a step boundary (after advance() returned). serve/chunks.py pickles it."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
 
     @classmethod
     def from_state(cls, state: dict) -> "Trainer":
         """The run of export_state(), continuing at the same step; it appends to the same run directory."""
         self = cls.__new__(cls)
-        state = dict(state)
-        torch_rng, cuda_rng = state.pop("torch_rng"), state.pop("cuda_rng")
         self.__dict__.update(state)
         if self.cfg.train.threads:
             torch.set_num_threads(self.cfg.train.threads)
-        torch.set_rng_state(torch_rng)
-        if cuda_rng is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda_rng)
         self._mixed = _use_mixed_precision(self.bundle.device)
         self.dist = distributed.setup()
         if self.dist.active:
@@ -147,6 +148,13 @@ class Trainer:
                 continue
             out.append(item)
         return out
+
+    def close(self) -> None:
+        """End the run's event generator, for good. The trainer keeps that generator (a generator of its
+        own method) as an attribute: trainer -> generator -> frame -> trainer, a cycle only the cyclic GC
+        would free, minutes later, with the model in it. Closing it ends the frame (the run directory's
+        writer closes in its `finally`), so the trainer is freed as soon as its last user lets go."""
+        self._raw.close()
 
     def run_to_end(self) -> dict:
         for _ in self._raw:
@@ -213,7 +221,8 @@ class Trainer:
             index, task = cur.task, tasks[cur.task]
             if cur.sampler is None:           # the task's setup has not run yet
                 pools = [Pool([(ex, index) for ex in task.train], 1.0, name=task.name)]
-                pools, info = self.method.before_task(index, task, pools)
+                with self.randomness.active():        # a method may add an adapter here
+                    pools, info = self.method.before_task(index, task, pools)
                 cur.sampler = BatchSampler(pools, cfg.train.batch_size, cur.sample_rng)
                 cur.optimizer = self._optimizer()
                 cur.local_step = 0
@@ -235,8 +244,9 @@ class Trainer:
                 if cfg.train.eval_every and cur.local_step % cfg.train.eval_every == 0 \
                         and cur.local_step < cfg.train.steps_per_task:
                     yield self._emit(self._evaluation(index))
-            extras = self.method.extra_states()      # before after_task: LCIA's EMA is gone after it
-            info = self.method.after_task(index, task)
+            with self.randomness.active():           # a method may train a router here
+                extras = self.method.extra_states()      # before after_task: LCIA's EMA is gone after it
+                info = self.method.after_task(index, task)
             for event in self._task_end_weights(cur.start, extras):   # before TaskEnded: it closes the task
                 yield self._emit(event)
             final = self._evaluation(index)
@@ -300,7 +310,8 @@ class Trainer:
         if self.cfg.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], self.cfg.train.grad_clip)
         optimizer.step()
-        self.method.after_step_values = self.method.after_step(self.steps_done + 1)
+        with self.randomness.active():
+            self.method.after_step_values = self.method.after_step(self.steps_done + 1)
         optimizer.zero_grad(set_to_none=True)
         self.steps_done += 1
         scalars = {"ce": ce, **{k: float(v) for k, v in scalars.items()}}

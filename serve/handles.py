@@ -28,5 +28,9 @@ class RunHandle(Protocol):
         """Train (or play back) up to `steps` more optimizer steps; the events emitted."""
         ...
 
+    def close(self) -> None:
+        """The run is released: nothing advances it again (a live trainer frees its model at once)."""
+        ...
+
 
 __all__ = ["RunHandle"]

@@ -61,6 +61,9 @@ class Recording:
             self._next += 1
         return out
 
+    def close(self) -> None:
+        """Nothing to free: a recording holds no model (serve.handles.RunHandle)."""
+
     def run_to_end(self) -> dict:
         self.advance(self.log.total_steps)
         return self.log.summary or {}

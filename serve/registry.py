@@ -130,16 +130,12 @@ class Run:
 
 
 def _close_events(trainer) -> None:
-    """Break the trainer's one reference cycle, so it is freed as soon as the last event lets go of it.
-
-    cit_core's Trainer keeps its event generator (`_raw`, a generator of its own method) as an attribute:
-    trainer -> generator -> frame -> trainer. Only the cyclic GC would free that, minutes later, with the
-    model and optimizer in it. Closing the generator ends the frame (the run directory's writer closes in its
-    `finally`); the run is gone, so nothing advances it again."""
-    events = getattr(trainer, "_raw", None)
-    close = getattr(events, "close", None)
-    if close is not None:
-        close()
+    """Free a released run's trainer at once (RunHandle.close: a live Trainer holds a reference cycle
+    through its event generator, which only the cyclic GC would break, minutes later). The registry also
+    holds the tests' stand-ins, which are no run handles and hold nothing to free."""
+    from .handles import RunHandle
+    if isinstance(trainer, RunHandle):
+        trainer.close()
 
 
 def _default_factory(cfg):

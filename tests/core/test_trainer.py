@@ -118,3 +118,19 @@ def test_the_general_suite_can_be_switched_off(lesson2):
     cfg.train.eval_general = False
     summary = Trainer(cfg, lesson=lesson2).run_to_end()
     assert "general" not in summary and "general" not in summary["curves"]
+
+
+def test_a_closed_trainer_is_freed_without_the_cyclic_gc():
+    """close() breaks trainer -> event generator -> trainer: the registry frees a released run at once."""
+    import gc
+    import weakref
+    trainer = Trainer(small_config("seqft", steps=2), lesson=small_lesson())
+    trainer.advance(1)
+    ref = weakref.ref(trainer)
+    gc.disable()
+    try:
+        trainer.close()
+        del trainer
+        assert ref() is None
+    finally:
+        gc.enable()

@@ -39,6 +39,9 @@ class Handle:
         self.log.step = min(self.total, self.log.step + steps)
         return []
 
+    def close(self) -> None:
+        self.closed = True
+
 
 def controls(**changes) -> Controls:
     return Controls(**{**dict(steps_per_task=5, lr=1e-3, batch_size=8, eval_every=0, seed=0), **changes})
