@@ -9,13 +9,11 @@ controls reach the handlers as keyword arguments (`inputs_kwargs`) named as the 
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import gradio as gr
 
 from cit_core.config import RunConfig, TrainConfig, help_text
 from cit_core.lessons import default_lesson
+from cit_core.displays import card_markdown
 from cit_core.methods import METHODS
 from serve import controls as ctl
 from serve.playback import gallery_choices, recorded_settings
@@ -25,54 +23,24 @@ from serve.session import CannotStart, Session, step_count, stopped
 from .ask import build_ask
 from .train_view import (OUTPUT_KEYS, as_tuple, lesson_preview, message_only, on_files, on_lesson, render,
                          waiting_line)
+from .train_text import INTRO, LEAD, PENDING_PLAY, PENDING_STEP, pending_js
 from .workshop import UrlUI
 
 # the base switch: the same tiny architecture instruction-tuned (assets/tiny-instruct) or randomly
 # initialised, so a user can run one method on both (He et al.: EWC/MAS help only an instruction-tuned base)
 MODEL_CHOICES = [("tiny · instruction-tuned base", "tiny"), ("tiny · random init (scratch)", "tiny-scratch"),
                  ("SmolLM2-135M-Instruct", "smollm2")]
-CARDS = Path(__file__).resolve().parents[1] / "assets" / "cards"
 CARD_LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 TRAIN_FIELDS = ("steps_per_task", "lr", "batch_size", "eval_every", "seed")   # the TrainConfig knobs shown
-
-LEAD = """\
-A small language model learns **instruction tasks one after another** and is tested on all of them after each:
-press **▶ Play** and the **accuracy matrix** and the **curves** show what it forgets.
-"""
-
-INTRO = """\
-The **accuracy matrix** has one row per stage (before training, then after each task) and one column per task:
-the outlined diagonal is each task's score right after it was learned, and lower numbers further down a column
-mean the model **forgot** that task while learning later ones (catastrophic forgetting). The **curves** show
-the same scores at every periodic evaluation, with the task being trained shaded; the **metrics** summarise the
-matrix. The last column, **general** (dotted grey curve), scores skills the base already had before this lesson
-(held-out prompts of the families it was instruction-tuned on): not part of the metrics, it shows what
-continual tuning does to what the model already knew. Choose the lesson, method and model under **Settings**,
-then press **Play** (Pause stops at a clean step; Step moves a given number of steps). Changed settings apply on
-**Reset**, or on **Play** once the run has finished (switch the method to Replay and press Play to see
-forgetting shrink). **Ask the model** (under the charts) shows what the model answers now and after each task.
-"""
 
 # A browser proves itself with this timer's ticks (a scripted client that never opens the page does not send
 # them, so its runs make way first: serve/registry.py). The first tick comes soon after the page loads, then
 # one every HEARTBEAT_S, well inside the registry's BROWSER_TTL_S.
 FIRST_BEAT_S, HEARTBEAT_S = 1.0, 20.0
 
-PENDING_PLAY = ("**▶ Play pressed** · starting: waiting for a free training slot (other runs may be training; "
-                "your place in the queue shows here) or building the model. No need to press again.")
-PENDING_STEP = ("**Step pressed** · starting: waiting for a free training slot or building the model; the "
-                "charts update as the steps run. No need to press again.")
-
-
-def pending_js(text: str) -> str:
-    """A client-side handler that puts `text` in the status box the moment a button is pressed."""
-    return f"() => {json.dumps(text)}"
-
-
 def method_card(key: str) -> str:
-    """The method's card (assets/cards/<key>.md): idea, update rule, knobs, paper claim, our reading."""
-    path = CARDS / f"{key}.md"
-    return path.read_text(encoding="utf-8") if path.exists() else f"_No card for {key!r} yet._"
+    """The method's card: idea, update rule, knobs (a table generated from its Options), paper, our reading."""
+    return card_markdown(key)
 
 
 # -- the handlers ---------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ in the Train tab's method picker of a freshly built app."""
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 from dataclasses import dataclass
 
@@ -63,12 +62,7 @@ def toy(monkeypatch, tmp_path):
     for card in (ROOT / "assets" / "cards").glob("*.md"):
         (cards / card.name).write_text(card.read_text(encoding="utf-8"), encoding="utf-8")
     (cards / f"{KEY}.md").write_text(CARD, encoding="utf-8")
-    # the card folder, wherever the card lookup keeps it (the Train page, or the engine's card module)
-    holders = [importlib.import_module(m) for m in ("pages.train", "cit_core.methods.cards")
-               if importlib.util.find_spec(m)]
-    assert any(hasattr(m, "CARDS") for m in holders)
-    for module in holders:
-        monkeypatch.setattr(module, "CARDS", cards, raising=False)
+    monkeypatch.setattr(importlib.import_module("cit_core.methods.cards"), "CARDS", cards)   # the card lookup
     return tmp_path
 
 

@@ -11,7 +11,7 @@ def test_every_method_has_a_card_with_the_required_parts():
         text = (CARDS / f"{key}.md").read_text(encoding="utf-8")
         for part in ("idea", "update rule", "knobs", "paper", "our reading"):
             assert part in text.lower(), (key, part)
-        assert method_card(key) in (text, card_markdown(key))
+        assert method_card(key) == card_markdown(key)          # the Train tab shows the generated table
 
 
 def knob_rows(card: str) -> dict[str, list[str]]:
