@@ -14,6 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cit_core.panels import named_grid
+
 from . import GRID, OKABE_ITO, short, styled, task_labels
 
 HEAT_SCALE = "Viridis"
@@ -69,24 +71,6 @@ def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
     total = np.where(valid, a, 0.0).sum(axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def step_grid(coefficients: list[tuple[int, dict]], last_step: int = 0) -> tuple[list[str], np.ndarray]:
-    """(names, z) with z[name][s - 1] = the value logged at global step s (NaN where none was logged).
-
-    Columns cover every step 1..last so the x axis is the run's own step axis (gaps stay blank).
-    """
-    names: dict[str, int] = {}
-    for _, values in coefficients:
-        for name in values:
-            names.setdefault(name, len(names))
-    last = max([last_step, *(s for s, _ in coefficients)]) if coefficients else last_step
-    z = np.full((len(names), max(last, 0)), np.nan)
-    for step, values in coefficients:
-        col = step - 1
-        for name, value in values.items():
-            z[names[name], col] = value
-    return list(names), z
 
 
 def column_centres(n_cols: int, k: int) -> np.ndarray:
@@ -201,36 +185,7 @@ def _boundary_lines(fig, tasks: list[str], boundaries: list[int]) -> None:
                            xanchor="left", yanchor="bottom", font=dict(size=10, color="#555"))
 
 
-def fallback_cells(z: np.ndarray, fallback_value: float) -> np.ndarray:
-    """1 where a logged value equals the fallback, else 0; NaN where nothing was logged.
-
-    Values are float32 α's turned into Python floats (0.01 -> 0.009999999776...), hence rtol 1e-6.
-    """
-    with np.errstate(invalid="ignore"):
-        hit = np.isclose(z, fallback_value, rtol=1e-6, atol=0.0).astype(float)
-    hit[np.isnan(z)] = np.nan
-    return hit
-
-
-def fallback_share(fallback: np.ndarray) -> list[float]:
-    """Share of each tensor's logged steps that fell back (0 for a tensor never logged)."""
-    return [0.0 if np.all(np.isnan(row)) else float(np.nanmean(row)) for row in fallback]
-
-
 # -- importance (layer x task) --------------------------------------------------------------------
-def layer_task_grid(rows: list[dict]) -> tuple[list[str], np.ndarray]:
-    """(layers, z) from one {layer: value} dict per task: z[layer][task] (NaN where a layer is missing)."""
-    layers: dict[str, int] = {}
-    for row in rows:
-        for name in row:
-            layers.setdefault(name, len(layers))
-    z = np.full((len(layers), len(rows)), np.nan)
-    for t, row in enumerate(rows):
-        for name, value in row.items():
-            z[layers[name], t] = value
-    return list(layers), z
-
-
 def layer_task_heatmap(layers: list[str], tasks: list[str], z: np.ndarray, *, title: str, value_name: str,
                        log: bool, side: list[float] | None = None, side_title: str = "",
                        max_rows: int = MAX_ROWS) -> go.Figure:
@@ -298,7 +253,7 @@ def drift_figure(tasks: list[str], drift: list[dict], acc_matrix: list[list[floa
     """Layer-drift heatmap (layer x task) over bars of the accuracy drops, one column per finished task."""
     if not drift:
         return message_figure("No layer drift in this run yet: it is logged when each task ends.", 300)
-    layers, z = layer_task_grid(drift)
+    layers, z = named_grid(drift)
     labels, zb, k_rows = bin_rows(layers, z, max_rows)
     cols = task_labels(tasks)[: len(drift)]
     small = zb.size <= MAX_CELL_TEXT
@@ -344,7 +299,7 @@ def grid_markdown(row_names: list[str], col_names: list[str], z: np.ndarray, cor
 def drift_markdown(tasks: list[str], drift: list[dict], acc_matrix: list[list[float]]) -> str:
     if not drift:
         return "_No layer drift logged yet._"
-    layers, z = layer_task_grid(drift)
+    layers, z = named_grid(drift)
     cols = task_labels(tasks)[: len(drift)]
     drops, forgot = drop_during(acc_matrix), forgetting_so_far(acc_matrix)
     extra = np.array([[d if d is not None else np.nan for d in drops[: len(cols)]],
@@ -375,6 +330,5 @@ def step_summary_markdown(names: list[str], z: np.ndarray, value_name: str,
     return "\n".join([head, sep, *body])
 
 
-__all__ = ["bin_columns", "bin_rows", "step_grid", "step_heatmap", "fallback_cells", "fallback_share",
-           "layer_task_grid", "layer_task_heatmap", "drift_figure", "drop_during", "forgetting_so_far",
+__all__ = ["bin_columns", "bin_rows", "step_heatmap", "layer_task_heatmap", "drift_figure", "drop_during", "forgetting_so_far",
            "grid_markdown", "drift_markdown", "step_summary_markdown", "log_ticks", "message_figure"]

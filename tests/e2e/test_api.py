@@ -21,9 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio_client  # noqa: E402
 
-from app import ADVANCED_ENDPOINTS, build_app  # noqa: E402
-from serve.registry import RunRegistry  # noqa: E402
-from support.app import free_port  # noqa: E402
+from app import ADVANCED_ENDPOINTS  # noqa: E402
+from support.load import running_app  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -39,14 +38,8 @@ SMALL = dict(method="seqft", lesson="default", model="tiny", seed=0, steps_per_t
 
 @pytest.fixture(scope="module")
 def server():
-    registry = RunRegistry(max_runs=4, idle_ttl_s=600)
-    demo = build_app(registry)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        demo.close()
+    with running_app(4) as (url, registry):
+        yield url
 
 
 def new_client(url):

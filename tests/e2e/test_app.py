@@ -19,10 +19,9 @@ os.environ.setdefault("GRADIO_HEARTBEAT_INTERVAL", "1")   # a closed session is 
 
 import gradio_client  # noqa: E402
 
-from app import build_app  # noqa: E402
 from cit_core.metrics import FORMULAS  # noqa: E402
-from serve.registry import RunRegistry  # noqa: E402
-from support.app import CURVES, LESSON, LOSS, MATRIX, MATRIX_MD, METRICS, SHORT, STATUS, fold, free_port, is_skip  # noqa: E402,F401
+from support.load import running_app  # noqa: E402
+from support.app import CURVES, LESSON, LOSS, MATRIX, MATRIX_MD, METRICS, SHORT, STATUS, fold, is_skip  # noqa: E402,F401
 
 STEP_RE = re.compile(r"step (\d+) / (\d+)")
 
@@ -31,14 +30,8 @@ STEP_RE = re.compile(r"step (\d+) / (\d+)")
 
 @pytest.fixture(scope="module")
 def server():
-    registry = RunRegistry(max_runs=4, idle_ttl_s=600)
-    demo = build_app(registry)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}", registry
-    finally:
-        demo.close()
+    with running_app(4) as (url, registry):
+        yield url, registry
 
 
 def new_client(url):

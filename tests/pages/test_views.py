@@ -13,6 +13,7 @@ from cit_core.events import (CoefficientsLogged, DriftLogged, Evaluated, RunLog,
                              TaskStarted, event_to_dict)
 from cit_core.runs import RunWriter, read_run
 from cit_core.trainer import Trainer
+from cit_core import panels
 from pages.figures import analysis as af
 from pages import coefficients, forgetting
 from pages import source as src
@@ -30,7 +31,7 @@ def heatmaps(fig):
 def test_coefficient_heatmap_plots_log10_alpha_with_ticks_in_alpha():
     alphas = {"a": [0.5, 0.01, 0.002], "b": [0.1, 0.03, 0.9]}
     coefs = [(s + 1, {n: v[s] for n, v in alphas.items()}) for s in range(3)]
-    names, z = af.step_grid(coefs)
+    names, z = panels.step_grid(coefs)
     fig = af.step_heatmap(names, z, title="t", value_name="α")
     heat = heatmaps(fig)[0]
     expected = np.log10(np.array([alphas["a"], alphas["b"]]))
@@ -60,7 +61,7 @@ def test_downsampling_1000_steps_gives_bin_means():
     np.testing.assert_allclose(binned, by_hand, rtol=1e-12)
     assert np.isnan(binned[1, 4]) and not np.isnan(binned[1, 3])     # steps 13-15 had no value
     coefs = [(s + 1, {f"t{r}": z[r, s] for r in range(3) if not math.isnan(z[r, s])}) for s in range(1000)]
-    names, grid = af.step_grid(coefs)
+    names, grid = panels.step_grid(coefs)
     fig = af.step_heatmap(names, grid, title="t", value_name="α")
     heat = heatmaps(fig)[0]
     assert len(heat.x) == 334
@@ -81,11 +82,11 @@ def test_fallback_marks_sit_at_the_fallback_steps():
     fb32 = float(np.float32(0.01))                # what LCIA logs: a float32 0.01 as a Python float
     coefs = [(1, {"a": fb32, "b": 0.2}), (2, {"a": 0.3, "b": 0.4}), (3, {"a": 0.05, "b": fb32}),
              (4, {"a": fb32, "b": 0.6})]
-    names, z = af.step_grid(coefs)
-    fb = af.fallback_cells(z, 0.01)
+    names, z = panels.step_grid(coefs)
+    fb = panels.cells_equal_to(z, 0.01)
     np.testing.assert_array_equal(fb, [[1, 0, 0, 1], [0, 0, 1, 0]])
-    assert af.fallback_share(fb) == [0.5, 0.25]
-    fig = af.step_heatmap(names, z, title="t", value_name="α", fallback=fb, side=af.fallback_share(fb),
+    assert panels.row_means(fb) == [0.5, 0.25]
+    fig = af.step_heatmap(names, z, title="t", value_name="α", fallback=fb, side=panels.row_means(fb),
                           side_title="fallback share")
     marks = [t for t in fig.data if t.type == "scatter"][0]
     assert sorted(zip(marks.y, np.asarray(marks.x).tolist())) == [("a", 1.0), ("a", 4.0), ("b", 3.0)]
@@ -115,7 +116,7 @@ def test_drop_and_forgetting_by_hand():
 
 def test_importance_heatmap_is_log10_of_the_masses():
     rows = [{"l0": 1e-3, "l1": 2.0}, {"l0": 5e-2, "l1": 4.0}]
-    layers, z = af.layer_task_grid(rows)
+    layers, z = panels.named_grid(rows)
     fig = af.layer_task_heatmap(layers, ["p", "q"], z, title="t", value_name="Σ Ω", log=True,
                                 side=np.nansum(z, 1).tolist(), side_title="sum")
     heat = heatmaps(fig)[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from support.load import BASE, launch, play_sessions, session_run
+from support.load import BASE, play_sessions, running_app, session_run
 
 SESSIONS = 6
 LEAN = dict(BASE, steps_per_task=4, eval_every=0, batch_size=8)
@@ -19,11 +19,8 @@ LEAN = dict(BASE, steps_per_task=4, eval_every=0, batch_size=8)
 
 @pytest.fixture(scope="module")
 def app():
-    demo, url, registry = launch(max_runs=SESSIONS)
-    try:
+    with running_app(SESSIONS) as (url, registry):
         yield url, registry
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from support.load import BASE, differences, launch, play_sessions, session_run, solo_summary
+from support.load import BASE, differences, play_sessions, running_app, session_run, solo_summary
 from cit_core.config import ModelConfig, RunConfig, TrainConfig
 from serve.registry import MB, RegistryFull, RunRegistry, estimate_run_bytes
 
@@ -21,11 +21,8 @@ SHORT = dict(BASE, steps_per_task=8, eval_every=0, batch_size=8)
 
 @pytest.fixture(scope="module")
 def app():
-    demo, url, registry = launch(max_runs=SESSIONS)
-    try:
+    with running_app(SESSIONS) as (url, registry):
         yield url, registry
-    finally:
-        demo.close()
 
 
 def test_four_sessions_play_at_once_without_cross_talk(app):

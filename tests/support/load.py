@@ -2,6 +2,7 @@
 (tests/serve/test_load.py) and of bench/load.py."""
 from __future__ import annotations
 
+import contextlib
 import re
 import resource
 import threading
@@ -26,6 +27,16 @@ def launch(max_runs: int):
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     return demo, f"http://127.0.0.1:{port}", registry
+
+
+@contextlib.contextmanager
+def running_app(max_runs: int = 4):
+    """The app served on a free loopback port while the block runs: yields (url, registry)."""
+    demo, url, registry = launch(max_runs)
+    try:
+        yield url, registry
+    finally:
+        demo.close()
 
 
 def play_sessions(url: str, params: list[dict], heartbeat: bool = True, poll_every_s: float = 5.0) -> list[dict]:
