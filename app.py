@@ -119,7 +119,8 @@ def build_app(registry: RunRegistry | None = None) -> gr.Blocks:
     warm_imports()                              # before any session: lazy library imports raced (issue 14)
     if on_zero_gpu():
         zero_gpu_train_chunk()                  # decorated with spaces.GPU now, before the app launches
-    with gr.Blocks(title=TITLE) as demo:
+    # Gradio copies each downloaded file into its cache: every 10 minutes, drop copies older than an hour
+    with gr.Blocks(title=TITLE, delete_cache=(600, 3600)) as demo:
         gr.Markdown(f"# {TITLE}")
         with gr.Tabs() as tabs:
             with gr.Tab("Train", id="train") as train_tab:

@@ -8,10 +8,6 @@ and the final matrices redraw only when a run of the room changed, polled while 
 """
 from __future__ import annotations
 
-import atexit
-import itertools
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from serve import board
+from serve import board, downloads
 
 from .figures import board as bf
 from .source import TIMER_S
@@ -32,7 +28,6 @@ HOW = ("_One row per run of the room: AP is the average accuracy over all tasks 
 # "choose": tests/e2e/test_browser.py's every-tab check expects a view without data to say what to pick
 ASK_ROOM = ("Choose a room: type the room name from your teacher's link (its `room=` part), or open the "
             "link itself.")
-CSV_KEEP = 32            # class tables kept on disk by this process (older ones are deleted)
 
 
 @dataclass
@@ -103,26 +98,10 @@ def _draw(room: str, rows: list[board.Row]) -> tuple:
 
 
 # -- the class table as a file ----------------------------------------------------------------------
-_csv_dir: Path | None = None
-_csv_count = itertools.count()
-
-
-def _csv_folder() -> Path:
-    """This process's folder of class tables (system temp; removed when the process exits)."""
-    global _csv_dir
-    if _csv_dir is None or not _csv_dir.is_dir():
-        _csv_dir = Path(tempfile.mkdtemp(prefix="cit-board-"))
-        atexit.register(shutil.rmtree, _csv_dir, True)
-    return _csv_dir
-
-
 def write_csv(room: str, text: str) -> Path:
-    """Write one class table; only the newest CSV_KEEP stay (a busy room downloads often)."""
-    folder = _csv_folder()
-    path = folder / f"class-{room}-{time.strftime('%Y%m%d-%H%M%S')}-{next(_csv_count)}.csv"
+    """Write one class table in a download folder of its own (serve/downloads.py bounds how many stay)."""
+    path = downloads.fresh_folder(f"class-{room}") / f"class-{room}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     path.write_text(text, encoding="utf-8", newline="")      # the csv module's own line ends
-    for old in sorted(folder.glob("*.csv"), key=lambda p: p.stat().st_mtime_ns)[:-CSV_KEEP]:
-        old.unlink(missing_ok=True)
     return path
 
 

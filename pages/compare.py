@@ -7,13 +7,13 @@ this module lays them out.
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import gradio as gr
 
 from cit_core import compare as cmp
 from cit_core import gallery
+from serve import downloads
 from cit_core.export import write_figure_html, write_metrics
 from cit_core.metrics import format_value
 from cit_core.store import RunNotFound, list_runs, run_path
@@ -178,7 +178,7 @@ def export(names, a, b, upper=None):
         bounds = upper_bounds(upper, records)
     except cmp.CompareError as err:
         return None, f"**{err}**"
-    folder = Path(tempfile.mkdtemp(prefix="cit-compare-"))
+    folder = downloads.fresh_folder("compare")
     files = write_metrics(records, folder, "compare_metrics", upper=bounds)
     files.append(write_figure_html(curves_figure(records), folder / "compare_curves.html"))
     files.append(write_figure_html(matrices_figure(records), folder / "compare_matrices.html"))

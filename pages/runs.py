@@ -7,13 +7,13 @@ inside the store (cit_core.store.run_path refuses anything else).
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 
 from cit_core import store
+from serve import downloads
 from cit_core.compare import CompareError, load_run, store_row
 from cit_core.export import export_model, write_figure_html, write_metrics
 
@@ -98,7 +98,7 @@ def export_run(name) -> tuple[list[str] | None, str]:
         rec = load_run(path)
     except ValueError as err:
         return None, f"**{err}**"
-    folder = Path(tempfile.mkdtemp(prefix=f"cit-export-{name[:40]}-"))
+    folder = downloads.fresh_folder(f"export-{name[:40]}")
     files = write_metrics([rec], folder, "metrics")
     lg = rec.log
     files.append(write_figure_html(progress.matrix_figure(lg.tasks, lg.base_scores, lg.acc_matrix,

@@ -17,7 +17,7 @@ from cit_core import store  # noqa: E402
 from cit_core.trainer import Trainer  # noqa: E402
 from pages import board as page  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
-from serve import board  # noqa: E402
+from serve import board, downloads  # noqa: E402
 from serve.registry import RunRegistry  # noqa: E402
 
 PEOPLE = [("Ada", "seqft", 0), ("Bo", "seqft", 1), ("Cy", "replay", 0)]
@@ -93,13 +93,13 @@ def test_the_link_fills_the_room_and_a_bad_room_is_refused():
 
 
 def test_the_csv_download_is_the_class_table_and_old_files_go(room, monkeypatch):
-    monkeypatch.setattr(page, "CSV_KEEP", 2)
+    monkeypatch.setattr(downloads, "KEEP", 2)
     for _ in range(3):
         update, message = page.download("t1", False)
     path = update["value"]
     assert open(path, encoding="utf-8", newline="").read() == board.class_csv(board.room_runs("t1"))
-    assert len(list(page._csv_folder().glob("*.csv"))) == 2          # bounded: the oldest one went
-    assert str(page._csv_folder()) not in message
+    assert len(list(downloads.root().glob("*/*.csv"))) == 2          # bounded: the oldest one went
+    assert str(downloads.root()) not in message
     assert page.download("no such/room", False)[0]["visible"] is False
 
 
