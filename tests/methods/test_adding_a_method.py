@@ -9,10 +9,12 @@ import json
 from dataclasses import dataclass
 
 import gradio as gr
+import numpy as np
 import pytest
 
 from cit_core.config import ConfigError, RunConfig, knob, validate
 from cit_core.methods import METHODS, Method, method_options, resolve
+from cit_core.panels import Heatmap, Markdown
 
 from support.contract import CONTRACT, check_card, check_contract
 from support.paths import ROOT
@@ -37,6 +39,15 @@ class ToyScaled(Method):
     def loss(self, batch, out):
         # the hook returns an extra term on top of the cross-entropy: (scale - 1) * CE makes scale * CE
         return (self.options.scale - 1.0) * out.loss, {"scale": self.options.scale}
+
+    @classmethod
+    def panels(cls, log):
+        # optional: what the Coefficients view shows for a run of this method (cit_core/panels.py records)
+        scale = log.config.get("method_options", {}).get("scale")
+        return [Heatmap("Toy: the loss scale at each step", ("scale",), np.full((1, log.step), scale),
+                        "scale", tasks=tuple(log.tasks), boundaries=tuple(log.boundaries), log=False,
+                        how="How to read this: one cell per step, all equal to the knob `scale`."),
+                Markdown(f"The loss was scaled by {scale} at every step.")]
 
 
 CARD = """# Toy: scaled loss
@@ -86,6 +97,13 @@ def test_a_registered_toy_method_passes_the_contract_and_runs_its_own_hook(toy):
         method_options(KEY, {"scale": 100.0})
     trainer = check_contract(KEY, CONTRACT[KEY], toy / "runs")
     assert trainer.cfg.method_options == {"scale": 3.0}
+    # ...and the Coefficients view draws its panels without knowing its name (pages render records)
+    from cit_core.displays import coefficient_panels, methods_with_coefficients
+    from pages.figures.panels import render
+    assert ToyScaled.short_title() in methods_with_coefficients()
+    figure, tables, how = render(coefficient_panels(trainer.log))
+    assert figure.data and figure.data[0].z.shape == (1, trainer.log.step)
+    assert "scaled by 3.0" in tables and "all equal to the knob" in how
     # the toy's hook ran on every step: the back-propagated loss is 3 x the cross-entropy, as the row asks
     events = _step_events(toy / "runs" / KEY)
     assert len(events) == 8
