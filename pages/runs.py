@@ -13,6 +13,7 @@ from pathlib import Path
 import gradio as gr
 
 from cit_core import store
+from cit_core.settings import settings
 from serve import downloads
 from cit_core.compare import CompareError, load_run, store_row
 from cit_core.export import export_model, write_figure_html, write_metrics
@@ -128,15 +129,15 @@ def _export_adapters(path: Path, folder: Path, files: list) -> str:
         return ("No adapters: they are saved while a LoRA run is live in this server (export it before "
                 "resetting), and full fine-tuning methods have none.")
     files.append(Path(shutil.make_archive(str(folder / "adapters"), "zip", root_dir=saved)))
-    return f"Adapters (peft folders + LOAD.md) are in adapters.zip and in {saved}."
+    return "Adapters (peft folders + LOAD.md) are in adapters.zip (and in the run's export/ folder)."
 
 
 def delete(name) -> str:
     try:
-        gone = store.delete_run(name)
+        store.delete_run(name)
     except ValueError as err:
         return f"**Not deleted:** {err}"
-    return f"Deleted run `{name}` ({gone})."
+    return f"Deleted run `{name}`."          # never the server path
 
 
 def open_everywhere(name, count: int):
@@ -153,7 +154,8 @@ def open_everywhere(name, count: int):
 
 
 def build_runs_tab(registry, run_state) -> RunsView:
-    gr.Markdown(f"_Every run trained here is saved in the run store, `{store.runs_root()}` (set `CIT_RUNS_DIR` "
+    where = "" if settings().public else f", `{store.runs_root()}`"      # a public server shows no paths
+    gr.Markdown(f"_Every run trained here is saved in the run store{where} (set `CIT_RUNS_DIR` "
                 "to move it). Open a run in every analysis view, export it, or delete it._")
     with gr.Row():
         pick = gr.Dropdown(store.list_runs(), value=None, label="Run", scale=4)

@@ -138,3 +138,19 @@ def test_a_missing_run_message_names_no_server_path(tmp_path):
     with pytest.raises(store.RunNotFound) as err:
         store.delete_run("nothing-here", root=tmp_path)
     assert str(tmp_path) not in str(err.value)
+
+
+def test_the_runs_page_names_no_server_path(tmp_path, monkeypatch):
+    """Deleting a run says which, never where; a public server's Runs tab does not show the store's path."""
+    import gradio as gr
+    from pages import runs as page
+    from serve.registry import RunRegistry
+    monkeypatch.setenv("CIT_RUNS_DIR", str(tmp_path))
+    _fake_run(tmp_path, "old-run", 400)
+    message = page.delete("old-run")
+    assert "Deleted run `old-run`" in message and str(tmp_path) not in message
+    monkeypatch.setenv("CIT_PUBLIC", "1")
+    with gr.Blocks() as demo:
+        page.build_runs_tab(RunRegistry(1, 60), gr.State(None))
+    texts = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
+    assert texts and not any(str(tmp_path) in (t or "") for t in texts)
