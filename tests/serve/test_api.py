@@ -13,6 +13,7 @@ import pytest
 from serve import api as api_module
 from serve.api import ApiError, RunApi, RunParams, config_of, option_dict
 from serve.registry import RunRegistry
+from support.handles import CountingHandle
 
 
 class Log(SimpleNamespace):
@@ -20,26 +21,19 @@ class Log(SimpleNamespace):
         return {"AP": 0.5} if self.step else {}
 
 
-class Handle:
-    """A run handle that counts steps and writes a summary at its end: no model, no torch."""
-    has_weights, run_dir, recorded, steps_per_call = True, None, False, 2
+class Handle(CountingHandle):
+    """Counts steps and writes a summary at its end; `gate` lets the test decide when training goes on."""
+    steps_per_call = 2
 
     def __init__(self, cfg, total: int = 6, gate: threading.Event | None = None):
-        self.cfg, self.lesson, self.total, self.gate = cfg, None, total, gate
+        super().__init__(cfg, total)
+        self.gate = gate
         self.log = Log(step=0, total_steps=total, task=0, tasks=["a", "b"], error=None, summary=None)
-
-    @property
-    def finished(self) -> bool:
-        return self.log.step >= self.total
-
-    @property
-    def steps_done(self) -> int:
-        return self.log.step
 
     def advance(self, steps: int) -> list:
         if self.gate is not None:
             self.gate.wait(10)               # the test decides when training may go on
-        self.log.step = min(self.total, self.log.step + steps)
+        super().advance(steps)
         if self.finished:
             self.log.summary = {"tasks": ["a", "b"], "acc_matrix": [[1.0, 0.0], [0.5, 1.0]],
                                 "metrics": {"AP": 0.75}, "curves": {}, "method": self.cfg.method, "steps": self.total}

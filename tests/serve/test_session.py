@@ -14,33 +14,11 @@ from serve.controls import Controls, UserError
 from serve.handles import RunHandle
 from serve.registry import RunRegistry
 from serve.session import SETTINGS_CHANGED, CannotStart, Session, advance, step_count
+from support.handles import CountingHandle
 from support.lessons import small_lesson
 
 
-class Handle:
-    """A run handle that counts steps: no model, no torch."""
-    has_weights, run_dir, steps_per_call = True, None, 3
-
-    def __init__(self, cfg, total: int = 10):
-        self.cfg, self.lesson, self.total = cfg, None, total
-        self.log = SimpleNamespace(step=0)
-        self.calls: list[int] = []
-
-    @property
-    def finished(self) -> bool:
-        return self.log.step >= self.total
-
-    @property
-    def steps_done(self) -> int:
-        return self.log.step
-
-    def advance(self, steps: int) -> list:
-        self.calls.append(steps)
-        self.log.step = min(self.total, self.log.step + steps)
-        return []
-
-    def close(self) -> None:
-        self.closed = True
+Handle = CountingHandle
 
 
 def controls(**changes) -> Controls:
