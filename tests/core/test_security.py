@@ -194,11 +194,19 @@ def test_hub_downloads_need_the_user_and_the_server(recorder, monkeypatch, env, 
         monkeypatch.setenv(key, value)
     with pytest.raises(model_mod.ModelUnavailable) as info:
         model_mod.load_hf("some-org/some-model", allow_download, dtype=None)
-    source, kwargs = recorder.calls[0]
-    assert source == "some-org/some-model"
-    assert kwargs["local_files_only"] is (not may_download) and kwargs["trust_remote_code"] is False
-    if not may_download:
-        assert "downloading is off" in str(info.value)
+    if may_download:
+        source, kwargs = recorder.calls[0]
+        assert source == "some-org/some-model"
+        assert kwargs["local_files_only"] is False and kwargs["trust_remote_code"] is False
+    else:
+        # refused before transformers is asked at all (it looks the Hub up in DNS even with local_files_only)
+        assert recorder.calls == [] and "downloading is off" in str(info.value)
+    # a model already in the local cache loads from it, with the network off, whether or not downloads are on
+    monkeypatch.setattr(model_mod, "_in_hub_cache", lambda name: True)
+    recorder.calls.clear()
+    with pytest.raises(model_mod.ModelUnavailable):
+        model_mod.load_hf("some-org/some-model", allow_download, dtype=None)
+    assert recorder.calls[0][1]["local_files_only"] is (not may_download)
 
 
 def test_build_model_with_a_hub_id_offline_is_a_clear_message(monkeypatch):
